@@ -1,0 +1,2582 @@
+#!/usr/bin/env python3
+"""bybit_ws_notify.py: Bybit V5 account and market alerts, delivered to a Discord channel.
+
+Every order, fill, position and balance change on a Bybit account, and every closed candle of one
+symbol, becomes a Discord message within a second. Built to run for months under nohup, tmux or
+systemd: it reconnects, backfills what it missed over REST, keeps undelivered alerts in a state file,
+and never prints the API secret or the webhook token.
+
+Run:    pip install -r requirements.txt && python bybit_ws_notify.py
+Needs:  Python 3.9+, websocket-client, requests.
+Config: edit the Settings block below, or export the same names as environment variables.
+Docs:   README.md (every setting, what the alerts look like, systemd unit, troubleshooting).
+
+Sections: Settings, Helpers, BybitWS (streams, auth, heartbeat, reconnect, local state, REST),
+Discord (queue, sender thread, limits), Formatters (pure: event -> embed), Main (wiring, state file).
+"""
+from __future__ import annotations
+
+import bisect
+import collections
+import datetime as dt
+import hashlib
+import hmac
+import json
+import logging
+import math
+import os
+import queue
+import random
+import re
+import signal
+import sys
+import tempfile
+import threading
+import time
+import urllib.parse
+import uuid
+from collections.abc import Callable, Iterable
+from decimal import Decimal, InvalidOperation
+from typing import Any, NamedTuple
+
+import requests
+import websocket
+
+__version__ = '2.0.0'
+
+# Settings ##########################################################################################
+# A trader edits this block and nothing else. An environment variable of the same name overrides
+# each value. Booleans take true/false/1/0/yes/no.
+
+# Discord
+DISCORD_NOTIFY      = False      # True: post alerts to Discord. False: print them to the console
+DISCORD_WEBHOOK_URL = ''         # https://discord.com/api/webhooks/<id>/<token>  (keep it secret)
+
+# Bybit account
+BYBIT_API_KEY    = ''            # a read-only key. Empty: public market data only (kline alerts)
+BYBIT_API_SECRET = ''            # its secret
+BYBIT_IS_TESTNET = False         # True: testnet, False: mainnet
+BYBIT_DEMO       = False         # True: Bybit demo trading (its own keys and private host)
+BYBIT_SYMBOL     = 'BTCUSD'      # the symbol to watch
+BYBIT_CATEGORY   = ''            # inverse / linear / spot. Empty: derived from the symbol
+
+# Alerts
+BYBIT_ORDER_NOTIFY     = True    # order status changes (new, filled, cancelled, rejected...)
+BYBIT_EXECUTION_NOTIFY = True    # fills, grouped per order
+BYBIT_POSITION_NOTIFY  = True    # position opened, increased, reduced, closed, flipped
+BYBIT_WALLET_NOTIFY    = True    # balance of the settle coin
+BYBIT_OHLCV_NOTIFY     = True    # one alert per closed candle
+BYBIT_PERIOD           = '1'     # candle: 1 3 5 15 30 60 120 240 360 720 (minutes), D, W, M
+
+# Endpoints: empty means derived from testnet/demo/category. Set them for regional hosts.
+BYBIT_WS_PUBLIC_URL  = ''        # e.g. wss://stream.bybit.com/v5/public/linear
+BYBIT_WS_PRIVATE_URL = ''        # e.g. wss://stream.bybit.com/v5/private
+BYBIT_REST_URL       = ''        # e.g. https://api.bybit.com
+
+# Reliability
+STATE_FILE            = ''       # empty: bybit_ws_notify.state.json beside this script
+DOWN_ALERT_S          = 60       # one alert when a stream has been down this long
+PING_INTERVAL_S       = 20       # Bybit asks for a ping every 20 s
+WATCHDOG_S            = 45       # reconnect when nothing (data or pong) arrived for this long
+EXEC_COALESCE_S       = 1.0      # fills of one order within this window become one alert
+DISCORD_BAN_COOLDOWN_S = 900     # first pause after Discord bans our IP; doubles each time
+LOG_LEVEL             = 'INFO'   # DEBUG, INFO, WARNING, ERROR
+
+_SETTING_NAMES = (
+    'DISCORD_NOTIFY', 'DISCORD_WEBHOOK_URL', 'BYBIT_API_KEY', 'BYBIT_API_SECRET', 'BYBIT_IS_TESTNET',
+    'BYBIT_DEMO', 'BYBIT_SYMBOL', 'BYBIT_CATEGORY', 'BYBIT_ORDER_NOTIFY', 'BYBIT_EXECUTION_NOTIFY',
+    'BYBIT_POSITION_NOTIFY', 'BYBIT_WALLET_NOTIFY', 'BYBIT_OHLCV_NOTIFY', 'BYBIT_PERIOD',
+    'BYBIT_WS_PUBLIC_URL', 'BYBIT_WS_PRIVATE_URL', 'BYBIT_REST_URL', 'STATE_FILE', 'DOWN_ALERT_S',
+    'PING_INTERVAL_S', 'WATCHDOG_S', 'EXEC_COALESCE_S', 'DISCORD_BAN_COOLDOWN_S', 'LOG_LEVEL',
+)
+
+# Helpers ###########################################################################################
+
+log = logging.getLogger('bybit_ws_notify')
+UTC = dt.timezone.utc  # noqa: UP017 (dt.UTC needs Python 3.11; this file runs on 3.9+)
+
+PERIODS = ('1', '3', '5', '15', '30', '60', '120', '240', '360', '720', 'D', 'W', 'M')
+CATEGORIES = ('inverse', 'linear', 'spot')
+PRIVATE_TOPICS = ('order', 'execution', 'position', 'wallet', 'greeks')
+_TRUE, _FALSE = ('1', 'true', 'yes', 'on'), ('0', 'false', 'no', 'off', '')
+_WEBHOOK_PATH = re.compile(r'^/api/(?:v(\d+)/)?webhooks/(\d+)/([\w-]+)/?$')
+_DISCORD_HOSTS = ('discord.com', 'discordapp.com', 'ptb.discord.com', 'canary.discord.com')
+_LOOPBACK_HOSTS = ('127.0.0.1', 'localhost', '::1')
+_INVERSE_SYMBOL = re.compile(r'^([A-Z0-9]+)USD(?:[FGHJKMNQUVXZ]\d\d)?$')
+_DATED_SYMBOL = re.compile(r'^([A-Z0-9]+?)(USDT|USDC)?-\d{1,2}[A-Z]{3}\d{2}$')
+_SPOT_QUOTES = ('USDT', 'USDC', 'USDE', 'USD1', 'BTC', 'ETH', 'EUR', 'BRL', 'PLN', 'TRY', 'DAI', 'MNT')
+
+
+class SettingError(ValueError):
+    """A setting the user can fix; the message names it and says what it accepts."""
+
+
+class Settings(NamedTuple):
+    """The validated settings, with derived category, endpoints and state file."""
+    discord_notify: bool
+    webhook_url: str
+    api_key: str
+    api_secret: str
+    is_testnet: bool
+    demo: bool
+    symbol: str
+    category: str
+    order_notify: bool
+    execution_notify: bool
+    position_notify: bool
+    wallet_notify: bool
+    ohlcv_notify: bool
+    period: str
+    public_url: str
+    private_url: str
+    rest_url: str
+    state_file: str
+    down_alert_s: float
+    ping_interval_s: float
+    watchdog_s: float
+    exec_coalesce_s: float
+    ban_cooldown_s: float
+    log_level: str
+
+    @property
+    def has_keys(self) -> bool:
+        return bool(self.api_key)
+
+
+def _raw_settings(env: dict) -> dict:
+    """The settings block, with environment variables of the same names laid over it."""
+    raw = {}
+    for name in _SETTING_NAMES:
+        default = globals()[name]
+        value = env.get(name)
+        raw[name] = default if value is None else value
+    return raw
+
+
+def _as_bool(name: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise SettingError(f'{name}={value!r}: accepts true/false/1/0/yes/no')
+
+
+def _as_number(name: str, value: Any, low: float, high: float) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = math.nan
+    if not (low <= number <= high):
+        raise SettingError(f'{name}={value!r}: accepts a number from {low:g} to {high:g}')
+    return number
+
+
+def _check_url(name: str, url: str, schemes: tuple) -> str:
+    """Endpoint overrides: TLS always, except plain ws/http to this machine (tests, local proxies)."""
+    parts = urllib.parse.urlsplit(url)
+    secure, plain = schemes
+    if parts.scheme == plain and parts.hostname in _LOOPBACK_HOSTS:
+        return url
+    if parts.scheme != secure or not parts.hostname:
+        raise SettingError(f'{name}={url!r}: accepts a {secure}:// URL '
+                           f'({plain}:// only to 127.0.0.1/localhost)')
+    return url
+
+
+def parse_webhook_url(url: str) -> tuple:
+    """(id, token) of a Discord webhook URL, or SettingError. The token never reaches a message."""
+    parts = urllib.parse.urlsplit(url.strip())
+    match = _WEBHOOK_PATH.match(parts.path)
+    loopback = parts.scheme in ('http', 'https') and parts.hostname in _LOOPBACK_HOSTS
+    discord = parts.scheme == 'https' and parts.hostname in _DISCORD_HOSTS
+    if not match or not (loopback or discord):
+        shown = redact_webhook(url) if match else '(not shown)'
+        raise SettingError(f'DISCORD_WEBHOOK_URL={shown}: accepts a Discord webhook URL, '
+                           'https://discord.com/api/webhooks/<id>/<token>')
+    return match.group(2), match.group(3)
+
+
+def redact_webhook(text: str) -> str:
+    """Replace any webhook token in text with ***, keeping the webhook id for diagnosis."""
+    return re.sub(r'(/webhooks/\d+/)[\w-]+', r'\1***', text)
+
+
+def split_symbol(symbol: str) -> tuple:
+    """(base coin, quote coin) of a Bybit symbol: BTCUSDT, BTCPERP, BTCUSD, BTCUSDH25, BTC-26DEC25."""
+    dated = _DATED_SYMBOL.match(symbol)
+    if dated:
+        return dated.group(1), dated.group(2) or 'USDC'
+    if symbol.endswith('PERP'):
+        return symbol[:-4], 'USDC'
+    for quote in _SPOT_QUOTES:
+        if symbol.endswith(quote) and len(symbol) > len(quote):
+            return symbol[:-len(quote)], quote
+    inverse = _INVERSE_SYMBOL.match(symbol)
+    if inverse:
+        return inverse.group(1), 'USD'
+    return symbol, ''
+
+
+def derive_category(symbol: str) -> str | None:
+    """The category a symbol's name implies: ...USD inverse; ...USDT/...USDC/...PERP linear."""
+    if _INVERSE_SYMBOL.match(symbol):
+        return 'inverse'
+    if symbol.endswith(('USDT', 'USDC', 'PERP')) or _DATED_SYMBOL.match(symbol):
+        return 'linear'
+    return None
+
+
+def settle_coin(category: str, symbol: str) -> str:
+    """The coin that margins and PnL settle in: the base coin for inverse, else the quote coin."""
+    base, quote = split_symbol(symbol)
+    return base if category == 'inverse' else quote
+
+
+class Units(NamedTuple):
+    """What the numbers of a category mean: qty unit, and the coin of value, fee and PnL."""
+    qty: str
+    value: str
+
+
+def units_for(category: str, symbol: str) -> Units:
+    # Inverse qty is in USD contracts with fee/PnL in the coin; linear and spot qty is in the coin
+    # with value in the quote (docs/v5/market/open-interest.mdx, /v5/position/list example).
+    base, quote = split_symbol(symbol)
+    if category == 'inverse':
+        return Units(qty='USD', value=base)
+    return Units(qty=base, value=quote or 'USDT')
+
+
+def default_urls(category: str, is_testnet: bool, demo: bool) -> tuple:
+    """(public ws, private ws, rest) for an environment (docs/v5/websocket/wss-authentication.mdx)."""
+    stream = 'stream-testnet.bybit.com' if is_testnet else 'stream.bybit.com'
+    rest = 'api-testnet.bybit.com' if is_testnet else 'api.bybit.com'
+    private_host = stream
+    if demo:  # demo trading: private stream and REST on their own hosts; public data is mainnet's
+        private_host, rest = 'stream-demo.bybit.com', 'api-demo.bybit.com'
+    return (f'wss://{stream}/v5/public/{category}', f'wss://{private_host}/v5/private',
+            f'https://{rest}')
+
+
+def load_settings(env: dict | None = None) -> Settings:
+    """Read, check and complete the settings. Raises SettingError naming the bad one."""
+    raw = _raw_settings(os.environ if env is None else env)
+    flags = {name: _as_bool(name, raw[name]) for name in (
+        'DISCORD_NOTIFY', 'BYBIT_IS_TESTNET', 'BYBIT_DEMO', 'BYBIT_ORDER_NOTIFY',
+        'BYBIT_EXECUTION_NOTIFY', 'BYBIT_POSITION_NOTIFY', 'BYBIT_WALLET_NOTIFY',
+        'BYBIT_OHLCV_NOTIFY')}
+    text = {name: str(raw[name]).strip() for name in _SETTING_NAMES}
+
+    symbol = text['BYBIT_SYMBOL'].upper()
+    if not re.fullmatch(r'[A-Z0-9-]{3,40}', symbol):
+        raise SettingError(f'BYBIT_SYMBOL={raw["BYBIT_SYMBOL"]!r}: accepts a Bybit symbol such as '
+                           'BTCUSD, BTCUSDT or ETHPERP')
+    category = text['BYBIT_CATEGORY'].lower()
+    implied = derive_category(symbol)
+    if category and category not in CATEGORIES:
+        raise SettingError(f'BYBIT_CATEGORY={category!r}: accepts inverse, linear, spot or empty')
+    if not category:
+        if implied is None:
+            raise SettingError(f'BYBIT_CATEGORY is empty and BYBIT_SYMBOL={symbol!r} does not imply '
+                               'one: set BYBIT_CATEGORY to inverse, linear or spot')
+        category = implied
+    elif (category == 'spot' and implied == 'inverse') or (
+            category != 'spot' and implied != category):
+        raise SettingError(f'BYBIT_SYMBOL={symbol!r} does not fit BYBIT_CATEGORY={category!r}: '
+                           'inverse symbols end in USD, linear ones in USDT, USDC or PERP')
+
+    period = text['BYBIT_PERIOD'].upper() if text['BYBIT_PERIOD'].isalpha() else text['BYBIT_PERIOD']
+    if period not in PERIODS:
+        raise SettingError(f'BYBIT_PERIOD={raw["BYBIT_PERIOD"]!r}: accepts {" ".join(PERIODS)}')
+
+    key, secret = text['BYBIT_API_KEY'], text['BYBIT_API_SECRET']
+    if bool(key) != bool(secret):
+        missing = 'BYBIT_API_SECRET' if key else 'BYBIT_API_KEY'
+        raise SettingError(f'{missing} is empty: set both BYBIT_API_KEY and BYBIT_API_SECRET, '
+                           'or neither for public-only alerts')
+    if flags['BYBIT_DEMO'] and flags['BYBIT_IS_TESTNET']:
+        raise SettingError('BYBIT_DEMO and BYBIT_IS_TESTNET are both true: demo trading runs on '
+                           'mainnet (docs/faq.mdx), set one of them')
+
+    webhook = text['DISCORD_WEBHOOK_URL']
+    if flags['DISCORD_NOTIFY'] and not webhook:
+        raise SettingError('DISCORD_NOTIFY is true but DISCORD_WEBHOOK_URL is empty: set the '
+                           'webhook URL, or DISCORD_NOTIFY=false to print alerts to the console')
+    if webhook:
+        parse_webhook_url(webhook)
+
+    public, private, rest = default_urls(category, flags['BYBIT_IS_TESTNET'], flags['BYBIT_DEMO'])
+    public = _check_url('BYBIT_WS_PUBLIC_URL', text['BYBIT_WS_PUBLIC_URL'] or public, ('wss', 'ws'))
+    private = _check_url('BYBIT_WS_PRIVATE_URL', text['BYBIT_WS_PRIVATE_URL'] or private,
+                         ('wss', 'ws'))
+    rest = _check_url('BYBIT_REST_URL', text['BYBIT_REST_URL'] or rest, ('https', 'http'))
+
+    state_file = text['STATE_FILE'] or os.path.join(
+        os.path.dirname(os.path.abspath(__file__)), 'bybit_ws_notify.state.json')
+    state_dir = os.path.dirname(os.path.abspath(state_file))
+    if not os.path.isdir(state_dir):
+        raise SettingError(f'STATE_FILE={state_file!r}: its folder does not exist')
+
+    ping = _as_number('PING_INTERVAL_S', raw['PING_INTERVAL_S'], 0.2, 60)
+    watchdog = _as_number('WATCHDOG_S', raw['WATCHDOG_S'], 0.5, 600)
+    if watchdog <= ping:
+        raise SettingError(f'WATCHDOG_S={watchdog:g}: accepts a number larger than '
+                           f'PING_INTERVAL_S={ping:g}')
+    level = text['LOG_LEVEL'].upper()
+    if level not in ('DEBUG', 'INFO', 'WARNING', 'ERROR'):
+        raise SettingError(f'LOG_LEVEL={raw["LOG_LEVEL"]!r}: accepts DEBUG, INFO, WARNING, ERROR')
+
+    return Settings(
+        discord_notify=flags['DISCORD_NOTIFY'], webhook_url=webhook, api_key=key, api_secret=secret,
+        is_testnet=flags['BYBIT_IS_TESTNET'], demo=flags['BYBIT_DEMO'], symbol=symbol,
+        category=category, order_notify=flags['BYBIT_ORDER_NOTIFY'],
+        execution_notify=flags['BYBIT_EXECUTION_NOTIFY'],
+        position_notify=flags['BYBIT_POSITION_NOTIFY'] and category != 'spot',
+        wallet_notify=flags['BYBIT_WALLET_NOTIFY'], ohlcv_notify=flags['BYBIT_OHLCV_NOTIFY'],
+        period=period, public_url=public, private_url=private, rest_url=rest.rstrip('/'),
+        state_file=state_file,
+        down_alert_s=_as_number('DOWN_ALERT_S', raw['DOWN_ALERT_S'], 1, 86400),
+        ping_interval_s=ping, watchdog_s=watchdog,
+        exec_coalesce_s=_as_number('EXEC_COALESCE_S', raw['EXEC_COALESCE_S'], 0, 10),
+        ban_cooldown_s=_as_number('DISCORD_BAN_COOLDOWN_S', raw['DISCORD_BAN_COOLDOWN_S'], 1, 86400),
+        log_level=level)
+
+
+_secrets: list = []
+
+
+def register_secret(value: str) -> None:
+    """Never let this string reach a log line, an alert or a traceback."""
+    if value and len(value) >= 4 and value not in _secrets:
+        _secrets.append(value)
+
+
+def redact(text: str) -> str:
+    """text with every registered secret and webhook token replaced by ***."""
+    for secret in _secrets:
+        if secret in text:
+            text = text.replace(secret, '***')
+    return redact_webhook(text)
+
+
+class _RedactingFormatter(logging.Formatter):
+    """Formats the whole record, traceback included, then redacts it: exceptions from requests and
+    websocket-client quote URLs, and a URL can carry the webhook token."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))
+
+
+def setup_logging(level: str = 'INFO') -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_RedactingFormatter('%(asctime)s %(levelname)s %(message)s'))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    for noisy in ('urllib3', 'websocket', 'requests'):  # urllib3 DEBUG prints the webhook path
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+    def excepthook(args: threading.ExceptHookArgs) -> None:
+        log.error('thread %s died', args.thread.name if args.thread else '?',
+                  exc_info=(args.exc_type, args.exc_value, args.exc_traceback))
+    threading.excepthook = excepthook
+    sys.excepthook = lambda *exc: log.critical('uncaught exception', exc_info=exc)
+
+
+class _LogThrottle:
+    """At most one line per key per interval, so a storm of bad frames is a line a minute."""
+
+    def __init__(self, interval_s: float = 60.0):
+        self.interval_s = interval_s
+        self._last: dict = {}
+        self._suppressed: collections.Counter = collections.Counter()
+        self._lock = threading.Lock()
+
+    def __call__(self, level: int, key: str, msg: str, *args: Any) -> None:
+        now = time.monotonic()
+        with self._lock:
+            last = self._last.get(key)
+            if last is not None and now - last < self.interval_s:
+                self._suppressed[key] += 1
+                return
+            if len(self._last) > 1000:
+                self._last.clear()
+            self._last[key] = now
+            skipped = self._suppressed.pop(key, 0)
+        if skipped:
+            msg += f' ({skipped} more like this in the last {self.interval_s:.0f} s)'
+        log.log(level, msg, *args)
+
+
+log_throttled = _LogThrottle()
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def trim(value: Any, limit: int = 300) -> str:
+    """A frame or value cut to a size fit for one log line."""
+    text = value.decode('utf-8', 'replace') if isinstance(value, (bytes, bytearray)) else str(value)
+    return text if len(text) <= limit else f'{text[:limit]}... ({len(text)} chars)'
+
+
+def dec(value: Any) -> Decimal | None:
+    """Bybit's decimal strings as Decimal; None for '', None and anything not a finite number."""
+    if value is None or value == '' or isinstance(value, bool):
+        return None
+    try:
+        number = Decimal(str(value))
+    except (InvalidOperation, ValueError):
+        return None
+    return number if number.is_finite() else None
+
+
+def fmt_num(value: Any, places: int | None = None) -> str:
+    """A number as plain text without exponent or trailing zeros; '-' when missing."""
+    number = value if isinstance(value, Decimal) else dec(value)
+    if number is None:
+        return '-'
+    if places is not None:
+        number = number.quantize(Decimal(1).scaleb(-places))
+    text = format(number, 'f')
+    if '.' in text:
+        text = text.rstrip('0').rstrip('.')
+    return '0' if text in ('-0', '') else text
+
+
+def fmt_time_ms(value: Any) -> str:
+    """Epoch milliseconds as 'YYYY-MM-DD HH:MM:SS UTC'."""
+    try:
+        moment = dt.datetime.fromtimestamp(int(value) / 1000, tz=UTC)
+    except (TypeError, ValueError, OverflowError, OSError):
+        return '-'
+    return moment.strftime('%Y-%m-%d %H:%M:%S UTC')
+
+
+def iso_ms(value: Any) -> str | None:
+    """Epoch milliseconds as ISO 8601 for an embed timestamp."""
+    try:
+        return dt.datetime.fromtimestamp(int(value) / 1000, tz=UTC).isoformat()
+    except (TypeError, ValueError, OverflowError, OSError):
+        return None
+
+
+def escape_md(value: Any) -> str:
+    """Free text (orderLinkId, Bybit error text) made inert for Discord markdown and mentions."""
+    text = ''.join(ch for ch in str(value) if ch.isprintable() or ch == ' ')
+    text = re.sub(r'([\\*_`~|>#\[\]()-])', r'\\\1', text)
+    return re.sub(r'@(everyone|here|[!&]?\d)', '@\u200b\\1', text)
+
+
+def duration(seconds: float) -> str:
+    seconds = round(seconds)
+    if seconds < 120:
+        return f'{seconds} s'
+    if seconds < 7200:
+        return f'{seconds // 60} min {seconds % 60} s'
+    return f'{seconds // 3600} h {seconds % 3600 // 60} min'
+
+
+class BoundedSet:
+    """A set that forgets its oldest members beyond maxlen; insertion order is kept."""
+
+    def __init__(self, maxlen: int, items: Iterable = ()):
+        self.maxlen = maxlen
+        self._items: collections.OrderedDict = collections.OrderedDict()
+        for item in items:
+            self.add(item)
+
+    def add(self, item: Any) -> bool:
+        """Add item; False when it was already there."""
+        if item in self._items:
+            return False
+        self._items[item] = None
+        if len(self._items) > self.maxlen:
+            self._items.popitem(last=False)
+        return True
+
+    def __contains__(self, item: Any) -> bool:
+        return item in self._items
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def items(self) -> list:
+        return list(self._items)
+
+# BybitWS ###########################################################################################
+
+OPEN_ORDER_STATUSES = ('New', 'PartiallyFilled', 'Untriggered')
+KEY_REJECTED_CODES = (10003, 10004, 10007, 10010, 33004, -2015)  # docs/v5/error.mdx
+BACKFILL_MARGIN_MS = 10_000
+REST_WINDOW_MS = 7 * 86_400_000          # /v5/execution/list serves at most 7 days per query
+MAX_FRAME_BYTES = 8 * 1024 * 1024
+_LEGACY_TOPICS = (  # the first version's inverse /realtime topics and their V5 names
+    (re.compile(r'^trade\.(.+)$'), r'publicTrade.\1'),
+    (re.compile(r'^instrument_info\.\w+\.(.+)$'), r'tickers.\1'),
+    (re.compile(r'^orderBook_200\.\w+\.(.+)$'), r'orderbook.200.\1'),
+    (re.compile(r'^orderBookL2_25\.(.+)$'), r'orderbook.50.\1'),
+    (re.compile(r'^klineV2\.(\w+)\.(.+)$'), r'kline.\1.\2'),
+)
+
+
+class BybitError(Exception):
+    """A REST call that failed: Bybit's retCode (or an HTTP/network cause) and its message."""
+
+    def __init__(self, code: Any, message: str, path: str = ''):
+        self.code, self.message, self.path = code, message, path
+        super().__init__(f'{path}: {code} {message}' if path else f'{code} {message}')
+
+    @property
+    def key_rejected(self) -> bool:
+        return self.code in KEY_REJECTED_CODES
+
+
+class BybitRest:
+    """Signed GET requests to Bybit's V5 REST API (docs/v5/guide.mdx, "Authentication").
+
+    Only GET exists here: the bot reads the account and never changes it. It corrects for clock
+    skew when Bybit answers 10002, and waits out the 10006 rate limit.
+    """
+
+    def __init__(self, base_url: str, api_key: str = '', api_secret: str = '',
+                 recv_window_ms: int = 5000, timeout: tuple = (5, 15)):
+        self.base_url = base_url.rstrip('/')
+        self.api_key = api_key
+        self._secret = api_secret.encode()
+        self.recv_window_ms = recv_window_ms
+        self.timeout = timeout
+        self.clock_offset_ms = 0
+        self._session = requests.Session()
+        self._session.verify = True  # TLS is always verified
+        self._session.headers['User-Agent'] = f'bybit-ws-notify/{__version__}'
+        self._lock = threading.Lock()
+
+    def _sign(self, query: str) -> dict:
+        stamp = str(now_ms() + self.clock_offset_ms)
+        window = str(self.recv_window_ms)
+        payload = (stamp + self.api_key + window + query).encode()
+        return {'X-BAPI-API-KEY': self.api_key, 'X-BAPI-TIMESTAMP': stamp,
+                'X-BAPI-RECV-WINDOW': window, 'X-BAPI-SIGN-TYPE': '2',
+                'X-BAPI-SIGN': hmac.new(self._secret, payload, hashlib.sha256).hexdigest()}
+
+    def get(self, path: str, params: dict | None = None, *, signed: bool = True) -> dict:
+        """GET path and return its `result`; raises BybitError on any failure."""
+        # The query is signed exactly as sent. Values are passed as Bybit gives them (the cursor
+        # arrives already percent-encoded), as the official SDK does.
+        query = '&'.join(f'{k}={v}' for k, v in (params or {}).items() if v not in (None, ''))
+        url = f'{self.base_url}{path}' + (f'?{query}' if query else '')
+        clock_fixed = False
+        for attempt in range(5):
+            headers = self._sign(query) if signed else {}
+            try:
+                with self._lock:
+                    resp = self._session.get(url, headers=headers, timeout=self.timeout)
+            except requests.RequestException as exc:
+                raise BybitError('network', f'{type(exc).__name__}: {trim(redact(str(exc)), 200)}',
+                                 path) from None
+            if resp.status_code == 403:
+                raise BybitError(403, 'HTTP 403: too many requests from this IP (wait 10 min) '
+                                 'or a restricted region', path)
+            if resp.status_code != 200:
+                raise BybitError(resp.status_code, f'HTTP {resp.status_code}', path)
+            try:
+                body = resp.json()
+                code = body.get('retCode')
+            except (ValueError, AttributeError):
+                raise BybitError('http', f'not a JSON envelope: {trim(resp.text, 100)}',
+                                 path) from None
+            if code == 0:
+                return body.get('result') or {}
+            if code == 10002 and signed and not clock_fixed:
+                clock_fixed = True
+                self.sync_clock()
+                continue
+            if code == 10006 and attempt < 4:
+                reset = dec(resp.headers.get('X-Bapi-Limit-Reset-Timestamp'))
+                wait_s = min(max((float(reset) - now_ms()) / 1000 if reset else 1.0, 0.2), 10.0)
+                log_throttled(logging.WARNING, 'rest-10006',
+                              'Bybit REST rate limit (10006 Too many visits) on %s: waiting %.1f s',
+                              path, wait_s)
+                time.sleep(wait_s)
+                continue
+            raise BybitError(code, trim(str(body.get('retMsg', '')), 200), path)
+        raise BybitError(10006, 'still rate limited after 5 tries', path)
+
+    def get_all(self, path: str, params: dict, *, limit: int, max_pages: int = 50) -> list:
+        """Every row of a paged list endpoint, following nextPageCursor."""
+        rows: list = []
+        cursor = ''
+        for _ in range(max_pages):
+            page = self.get(path, {**params, 'limit': limit, 'cursor': cursor})
+            rows.extend(page.get('list') or [])
+            cursor = page.get('nextPageCursor') or ''
+            if not cursor:
+                return rows
+        log.warning('%s: stopped after %d pages of %d rows', path, max_pages, limit)
+        return rows
+
+    def sync_clock(self) -> int:
+        """Measure this machine's clock against GET /v5/market/time and sign with the offset."""
+        sent = now_ms()
+        result = self.get('/v5/market/time', signed=False)
+        received = now_ms()
+        server_ms = int(result.get('timeNano') or 0) // 1_000_000 or int(result['timeSecond']) * 1000
+        self.clock_offset_ms = server_ms - (sent + received) // 2
+        log.warning('clock skew: this machine is %d ms %s Bybit; signing with that correction '
+                    '(keep NTP running)', abs(self.clock_offset_ms),
+                    'behind' if self.clock_offset_ms > 0 else 'ahead of')
+        return self.clock_offset_ms
+
+
+class _Stream:
+    """One websocket connection, public or private, and the state that belongs to it."""
+
+    def __init__(self, kind: str, url: str, topics: list):
+        self.kind, self.url, self.topics = kind, url, list(topics)
+        self.ws: websocket.WebSocket | None = None
+        self.last_recv = self.last_ping = 0.0
+        self.authed = self.ready = False
+        self.pending: collections.OrderedDict = collections.OrderedDict()  # req_id -> topic
+        self.req_seq = 0
+        self.ever_up = False
+        self.down_since: float | None = time.monotonic()
+        self.down_reported = False
+        self.auth_rejected = False
+        self.clock_checked = False
+
+
+def translate_topic(topic: str) -> str:
+    """A V5 topic name for a first-version topic name, with a warning; V5 names pass unchanged."""
+    for pattern, replacement in _LEGACY_TOPICS:
+        if pattern.match(topic):
+            new = pattern.sub(replacement, topic)
+            log.warning('topic %r is from the retired inverse /realtime API; using %r', topic, new)
+            return new
+    return topic
+
+
+def is_private_topic(topic: str) -> bool:
+    return topic.split('.', 1)[0] in PRIVATE_TOPICS
+
+
+def _parse_levels(levels: Any, sign: float) -> list:
+    """Order-book levels [[price, size], ...] as (sort key, price, size); ValueError if malformed."""
+    parsed = []
+    for level in levels:
+        if type(level) is not list or len(level) != 2:
+            raise ValueError(f'order-book level {trim(level, 60)} is not [price, size]')
+        price, size = float(level[0]), float(level[1])
+        if not (0.0 < price < math.inf and 0.0 <= size < math.inf):
+            raise ValueError(f'order-book level {trim(level, 60)} is out of range')
+        parsed.append((sign * price, price, size))
+    return parsed
+
+
+def _apply_levels(keys: list, levels: list, updates: list) -> None:
+    # V5 delta rules (docs/v5/websocket/public/orderbook.mdx): size 0 deletes the level, an unknown
+    # price inserts it, a known one is updated. keys stay sorted, so levels stay best-first.
+    for key, price, size in updates:
+        i = bisect.bisect_left(keys, key)
+        if i < len(keys) and keys[i] == key:
+            if size == 0.0:
+                del keys[i]
+                del levels[i]
+            else:
+                levels[i] = (price, size)
+        elif size != 0.0:
+            keys.insert(i, key)
+            levels.insert(i, (price, size))
+
+
+class BybitWS:
+    """Bybit V5 websocket client for one symbol: a public connection and, with keys, a private one.
+
+    Each connection authenticates (private), subscribes one topic per request and checks every ack,
+    sends {"op":"ping"} every ping_interval_s, and is reconnected with capped exponential backoff
+    and jitter when it drops or stays silent for watchdog_s. After each private (re)connect the
+    missed fills, orders, positions and wallet are backfilled over signed REST GETs. Received data
+    updates `data` (the first version's keys) under one lock; `get_orderbooks()` returns a copy.
+    Callbacks, keyed trade, instrument, orderbook, ohlcv, position, execution, order, wallet (and
+    status for connection events), are called as fn(ws, data); one that raises is logged, and the
+    stream goes on.
+    """
+
+    auth_retry_s = 300.0
+    backoff_base_s, backoff_cap_s = 1.0, 60.0
+
+    def __init__(self, api_key: str, api_secret: str, is_testnet: bool = False,
+                 symbol: str = 'BTCUSD', channel: list = [], callback: dict = {}, *,  # noqa: B006
+                 category: str | None = None, public_url: str | None = None,
+                 private_url: str | None = None, rest_url: str | None = None,
+                 demo: bool = False, period: str = '1', ping_interval_s: float = 20.0,
+                 watchdog_s: float = 45.0, down_alert_s: float = 60.0, autostart: bool = True):
+        self.symbol = symbol.upper()
+        self.category = category or derive_category(self.symbol) or 'linear'
+        self.period = str(period)
+        self.callback = dict(callback or {})
+        self.ping_interval_s, self.watchdog_s = ping_interval_s, watchdog_s
+        self.down_alert_s = down_alert_s
+        self._api_key, self._api_secret = api_key or '', api_secret or ''
+        register_secret(self._api_secret)
+
+        self._lock = threading.RLock()
+        self._stop = threading.Event()
+        self._bid_keys: list = []
+        self._ask_keys: list = []
+        self._bids: list = []
+        self._asks: list = []
+        self._book_ready = False
+        self._book_suffix = f'.{self.symbol}'
+        self.data: dict = {
+            'connection': False,
+            'last_price': 0,
+            'timestamp': {},
+            'ohlcv': collections.deque(maxlen=1000),
+            'execution': collections.deque(maxlen=200),
+            'instrument': {},
+            'board_snapshot': {'asks': self._asks, 'bids': self._bids},
+            'position': {},
+            'my_execution': collections.deque(maxlen=50),
+            'my_order': collections.deque(maxlen=50),
+            'my_open_order': {},
+            'wallet': {},
+        }
+        self._seen_exec = BoundedSet(5000)
+        self._exec_watermark_ms: int | None = None
+        self._position_symbols = BoundedSet(100, [self.symbol])
+        self._auth_event = threading.Event()
+        self._auth_result: str | None = None
+        self._tasks: queue.Queue = queue.Queue()
+        self._threads: list = []
+        self._routes: dict = {}
+        self._handlers = {
+            'orderbook': self._on_orderbook, 'publicTrade': self._on_trade,
+            'tickers': self._on_ticker, 'kline': self._on_kline, 'order': self._on_order,
+            'execution': self._on_execution, 'position': self._on_position,
+            'wallet': self._on_wallet,
+        }
+
+        public, private, rest = default_urls(self.category, is_testnet, demo)
+        self.rest = BybitRest(rest_url or rest, self._api_key, self._api_secret)
+        topics = self._channels(channel)
+        public_topics = [t for t in topics if not is_private_topic(t)]
+        private_topics = [t for t in topics if is_private_topic(t)]
+        self._streams: list = []
+        if public_topics:
+            self._streams.append(_Stream('public', public_url or public, public_topics))
+        if private_topics and self._api_key:
+            self._streams.append(_Stream('private', private_url or private, private_topics))
+        elif private_topics:
+            log.info('no API key: private topics %s are not subscribed', ', '.join(private_topics))
+        if autostart:
+            self.start()
+
+    # -- public API ----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Open the connections (each in its own thread) plus the heartbeat and REST worker."""
+        targets = [(self._run_stream, (st,), f'bybit-{st.kind}') for st in self._streams]
+        targets += [(self._heartbeat, (), 'bybit-heartbeat'), (self._work, (), 'bybit-rest')]
+        for target, args, name in targets:
+            thread = threading.Thread(target=target, args=args, name=name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def close(self) -> None:
+        """Stop every thread and close both connections."""
+        self._stop.set()
+        self._tasks.put(None)
+        for st in self._streams:
+            self._abort(st.ws)
+        for thread in self._threads:
+            if thread is not threading.current_thread():
+                thread.join(timeout=5)
+        self.data['connection'] = False
+
+    def get_orderbooks(self) -> dict:
+        """A consistent copy of the order book, best levels first: {'bids': [...], 'asks': [...]}
+        with each level a (price, size) pair."""
+        with self._lock:
+            return {'bids': list(self._bids), 'asks': list(self._asks)}
+
+    def wait_authenticated(self, timeout: float) -> str | None:
+        """'ok' or 'rejected' for the first private auth, None if no answer came in time."""
+        self._auth_event.wait(timeout)
+        return self._auth_result
+
+    def seed(self, exec_watermark_ms: int | None = None, exec_ids: Iterable = (),
+             open_orders: dict | None = None, position_symbols: Iterable = ()) -> None:
+        """Restore what a previous run knew, so the first connect backfills what it missed."""
+        with self._lock:
+            self._exec_watermark_ms = exec_watermark_ms
+            for exec_id in exec_ids:
+                self._seen_exec.add(exec_id)
+            self.data['my_open_order'].update(open_orders or {})
+            for symbol in position_symbols:
+                self._position_symbols.add(symbol)
+
+    @property
+    def topics(self) -> list:
+        return [t for st in self._streams for t in st.topics]
+
+    # -- connections ---------------------------------------------------------------------------
+
+    def _channels(self, channel: list) -> list:
+        if not channel:
+            channel = [f'publicTrade.{self.symbol}', f'tickers.{self.symbol}',
+                       f'orderbook.200.{self.symbol}', f'kline.{self.period}.{self.symbol}',
+                       'position', 'execution', 'order', 'wallet']
+        topics = []
+        for topic in channel:
+            topic = translate_topic(str(topic))
+            if topic.startswith('dcp'):  # Disconnection Protect cancels all orders when we drop
+                log.error('topic %r refused: a read-only notifier must never subscribe to dcp', topic)
+            elif topic not in topics:
+                topics.append(topic)
+        return topics
+
+    def _run_stream(self, st: _Stream) -> None:
+        attempt = 0
+        while not self._stop.is_set():
+            started = time.monotonic()
+            reason = 'closed'
+            try:
+                ws = websocket.create_connection(
+                    st.url, timeout=10, enable_multithread=True, skip_utf8_validation=True)
+            except Exception as exc:  # noqa: BLE001 (DNS, refused, TLS verify, HTTP upgrade error)
+                reason = f'connect failed: {type(exc).__name__}: {trim(redact(str(exc)), 200)}'
+            else:
+                try:
+                    # Both a silent peer and a blocked send end after watchdog_s at the latest.
+                    ws.settimeout(self.watchdog_s)
+                    self._on_open(st, ws)
+                    reason = self._recv_loop(st, ws)
+                except Exception as exc:  # noqa: BLE001 (any failure means: reconnect)
+                    reason = f'{type(exc).__name__}: {trim(redact(str(exc)), 200)}'
+                finally:
+                    ws.shutdown()
+            if self._stop.is_set():
+                break
+            if time.monotonic() - started > 60 and st.ever_up:
+                attempt = 0
+            delay = min(self.backoff_cap_s, self.backoff_base_s * 2 ** attempt)
+            delay *= random.uniform(0.5, 1.0)
+            attempt = min(attempt + 1, 16)
+            if st.auth_rejected:
+                delay = self.auth_retry_s
+            self._on_down(st, reason, delay)
+            self._stop.wait(delay)
+
+    def _on_open(self, st: _Stream, ws: websocket.WebSocket) -> None:
+        with self._lock:
+            st.ws = ws
+            st.last_recv = st.last_ping = time.monotonic()
+            st.authed = st.ready = False
+            st.pending.clear()
+        log.info('%s stream connected to %s', st.kind, st.url)
+        if st.kind == 'private':
+            expires = now_ms() + self.rest.clock_offset_ms + 10_000  # headroom: +1 s fails under lag
+            signature = hmac.new(self._api_secret.encode(), f'GET/realtime{expires}'.encode(),
+                                 hashlib.sha256).hexdigest()
+            self._send(st, {'req_id': 'auth', 'op': 'auth',
+                            'args': [self._api_key, expires, signature]})
+        else:
+            self._subscribe_all(st)
+
+    def _recv_loop(self, st: _Stream, ws: websocket.WebSocket) -> str:
+        recv = ws.recv_data
+        on_message = self._on_message
+        clock = time.monotonic
+        while not self._stop.is_set():
+            opcode, payload = recv()
+            st.last_recv = clock()
+            if opcode == websocket.ABNF.OPCODE_CLOSE:
+                return 'the server closed the connection'
+            on_message(st, payload)
+        return 'closing'
+
+    def _on_down(self, st: _Stream, reason: str, retry_s: float) -> None:
+        with self._lock:
+            st.ws = None
+            st.authed = st.ready = False
+            if st.down_since is None:
+                st.down_since = time.monotonic()
+            self.data['connection'] = False
+        if st.ever_up or not st.auth_rejected:
+            log.warning('%s stream down (%s); reconnecting in %.1f s', st.kind, reason, retry_s)
+        self._emit_status({'event': 'disconnected', 'stream': st.kind, 'reason': reason})
+
+    def _on_ready(self, st: _Stream, recovered_fills: int | None = None) -> None:
+        with self._lock:
+            down_since, reported = st.down_since, st.down_reported
+            first = not st.ever_up
+            st.ever_up, st.down_since, st.down_reported = True, None, False
+            self.data['connection'] = all(s.ready for s in self._streams)
+        log.info('%s stream ready: %s', st.kind, ', '.join(st.topics) or 'no topics')
+        if not first and down_since is not None:
+            self._emit_status({'event': 'restored', 'stream': st.kind, 'reported': reported,
+                               'down_s': time.monotonic() - down_since,
+                               'recovered_fills': recovered_fills})
+
+    def _send(self, st: _Stream, message: dict) -> None:
+        ws = st.ws
+        if ws is None:
+            return
+        try:
+            ws.send(json.dumps(message))
+        except Exception as exc:  # noqa: BLE001 (a dead socket: reconnect)
+            log.info('%s stream: send failed (%s); reconnecting', st.kind, type(exc).__name__)
+            self._abort(ws)
+
+    @staticmethod
+    def _abort(ws: websocket.WebSocket | None) -> None:
+        if ws is not None:
+            try:
+                ws.abort()  # wakes the thread blocked in recv; it then reconnects
+            except OSError as exc:
+                log.debug('abort: %s', exc)
+
+    def _subscribe_all(self, st: _Stream) -> None:
+        # One topic per request: one bad topic would fail a whole request (third-party report in
+        # docs/bybit_v5.md §4), and spot allows at most 10 args per request.
+        with self._lock:
+            for topic in st.topics:
+                st.req_seq += 1
+                st.pending[f'{st.kind[:3]}{st.req_seq}'] = topic
+            requests_ = list(st.pending.items())
+        if not requests_:
+            self._stream_ready(st)
+        for req_id, topic in requests_:
+            self._send(st, {'req_id': req_id, 'op': 'subscribe', 'args': [topic]})
+
+    def _stream_ready(self, st: _Stream) -> None:
+        st.ready = True
+        if st.kind == 'private':
+            self._submit(lambda: self._recover_private(st))
+        else:
+            self._on_ready(st)
+
+    def _heartbeat(self) -> None:
+        tick = min(1.0, self.ping_interval_s / 4)
+        while not self._stop.wait(tick):
+            clock = time.monotonic()
+            for st in self._streams:
+                ws = st.ws
+                if ws is not None:
+                    silent_s = clock - st.last_recv
+                    if silent_s > self.watchdog_s:
+                        log.warning('%s stream: nothing received for %.0f s (no data, no pong); '
+                                    'reconnecting', st.kind, silent_s)
+                        st.last_recv = clock
+                        self._abort(ws)
+                    elif clock - st.last_ping >= self.ping_interval_s:
+                        st.last_ping = clock
+                        self._send(st, {'op': 'ping'})
+                if (st.down_since is not None and not st.down_reported and not st.auth_rejected
+                        and clock - st.down_since >= self.down_alert_s):
+                    st.down_reported = True
+                    self._emit_status({'event': 'down', 'stream': st.kind,
+                                       'down_s': clock - st.down_since})
+
+    # -- worker: REST calls never run on a receive thread ------------------------------------
+
+    def _submit(self, task: Callable[[], None], delay_s: float = 0.0) -> None:
+        if delay_s:
+            timer = threading.Timer(delay_s, self._tasks.put, (task,))
+            timer.daemon = True
+            timer.start()
+        else:
+            self._tasks.put(task)
+
+    def _work(self) -> None:
+        while True:
+            task = self._tasks.get()
+            if task is None or self._stop.is_set():
+                return
+            try:
+                task()
+            except Exception:
+                log.exception('background task failed')
+
+    # -- messages ------------------------------------------------------------------------------
+
+    def _on_message(self, st: _Stream, raw: bytes) -> None:
+        """Parse one frame and route it. Never raises: a bad frame is one throttled log line."""
+        if len(raw) > MAX_FRAME_BYTES:
+            log_throttled(logging.WARNING, 'huge', '%s stream: ignored a frame of %d bytes: %s',
+                          st.kind, len(raw), trim(raw, 120))
+            return
+        try:
+            msg = json.loads(raw)
+            topic = msg.get('topic')
+            if topic is None:
+                self._on_control(st, msg)
+                return
+            handler = self._routes.get(topic)
+            if handler is None:
+                handler = self._route(topic)
+            handler(topic, msg)
+        except Exception as exc:  # noqa: BLE001 (a bad frame must never stop the stream)
+            log_throttled(logging.WARNING, f'bad-frame-{type(exc).__name__}',
+                          '%s stream: ignored a malformed frame (%s: %s): %s', st.kind,
+                          type(exc).__name__, trim(exc, 120), trim(raw))
+
+    def _route(self, topic: str) -> Callable[[str, dict], None]:
+        handler = self._handlers.get(topic.split('.', 1)[0], self._on_other)
+        if len(self._routes) < 1000:
+            self._routes[topic] = handler
+        return handler
+
+    def _on_control(self, st: _Stream, msg: dict) -> None:
+        op = msg.get('op')
+        if op == 'pong' or msg.get('ret_msg') == 'pong':  # pong shapes differ by channel
+            return
+        if op == 'auth':
+            self._on_auth(st, msg)
+        elif op == 'subscribe' or msg.get('type') == 'COMMAND_RESP':
+            self._on_subscribe_ack(st, msg)
+        elif op != 'unsubscribe':
+            log_throttled(logging.INFO, 'control', '%s stream: unexpected frame %s', st.kind,
+                          trim(json.dumps(msg)))
+
+    def _on_auth(self, st: _Stream, msg: dict) -> None:
+        # /v5/private answers {"success": bool, "ret_msg": ...}; failures are undocumented but
+        # observed as "Params Error" when expires is late (docs/bybit_v5.md §2).
+        if msg.get('success') is True:
+            was_rejected = st.auth_rejected
+            st.authed, st.auth_rejected, st.clock_checked = True, False, False
+            self._auth_result = 'ok'
+            self._auth_event.set()
+            log.info('private stream authenticated')
+            if was_rejected:
+                self._emit_status({'event': 'auth_ok'})
+            self._subscribe_all(st)
+            return
+        reason = trim(msg.get('ret_msg') or 'no reason given', 200)
+        if 'params error' in reason.lower() and not st.clock_checked:
+            st.clock_checked = True
+            log.warning('private auth rejected (%s): checking the clock against Bybit', reason)
+            ws = st.ws
+            self._submit(lambda: (self._sync_clock(), self._abort(ws)))
+            return
+        first = not st.auth_rejected
+        st.auth_rejected = True
+        self._auth_result = 'rejected'
+        self._auth_event.set()
+        if first:
+            log.error('Bybit rejected the API key on the private stream (%s): check BYBIT_API_KEY '
+                      'and BYBIT_API_SECRET, and that the key belongs to this environment '
+                      '(mainnet, testnet or demo). Private alerts are paused; retrying every %d s',
+                      reason, self.auth_retry_s)
+            self._emit_status({'event': 'auth_rejected', 'reason': reason})
+        self._abort(st.ws)
+
+    def _sync_clock(self) -> None:
+        try:
+            self.rest.sync_clock()
+        except BybitError as exc:
+            log.warning('could not read Bybit server time: %s', exc)
+
+    def _on_subscribe_ack(self, st: _Stream, msg: dict) -> None:
+        reason = str(msg.get('ret_msg') or '')
+        with self._lock:
+            topic = st.pending.pop(msg.get('req_id') or '', None)
+            if topic is None:  # the private ack carries no req_id (docs example): match the topic
+                named = re.search(r'topic:(\S+)', reason)
+                for req_id, waiting in st.pending.items():
+                    if named is None or waiting == named.group(1):
+                        topic = st.pending.pop(req_id)
+                        break
+            failed = list((msg.get('data') or {}).get('failTopics') or [])
+            if topic and msg.get('success') is False and 'already subscribed' not in reason:
+                failed.append(topic)
+            for bad in failed:
+                if bad in st.topics:
+                    st.topics.remove(bad)
+            done = not st.pending
+        for bad in failed:
+            log.error('Bybit rejected the subscription to %s (%s): check BYBIT_SYMBOL and '
+                      'BYBIT_CATEGORY; not retrying it', bad, trim(reason or 'failTopics', 200))
+            self._emit_status({'event': 'topic_rejected', 'topic': bad, 'reason': reason})
+        if done and not st.ready:
+            self._stream_ready(st)
+
+    def _call(self, name: str, payload: Any) -> None:
+        fn = self.callback.get(name)
+        if fn is None:
+            return
+        try:
+            fn(self, payload)
+        except Exception:
+            log.exception('the %r callback raised; the stream and the other alerts go on', name)
+
+    def _emit_status(self, event: dict) -> None:
+        self._call('status', event)
+
+    def _on_other(self, topic: str, msg: dict) -> None:
+        name = topic.split('.', 1)[0]
+        if name in self.callback:
+            self._call(name, msg.get('data'))
+        else:
+            log_throttled(logging.INFO, f'topic-{name}', 'ignored a frame of unknown topic %r',
+                          trim(topic, 80))
+
+    def _on_orderbook(self, topic: str, msg: dict) -> None:
+        book = msg['data']
+        kind = msg.get('type')
+        bids = _parse_levels(book.get('b', ()), -1.0)  # negated: ascending keys = best bid first
+        asks = _parse_levels(book.get('a', ()), 1.0)
+        if topic.endswith(self._book_suffix):
+            with self._lock:
+                if kind == 'snapshot' or book.get('u') == 1:  # u == 1: service restart, overwrite
+                    for keys, levels, updates in ((self._bid_keys, self._bids, bids),
+                                                  (self._ask_keys, self._asks, asks)):
+                        fresh = {key: (price, size) for key, price, size in updates if size > 0}
+                        keys[:] = sorted(fresh)
+                        levels[:] = [fresh[key] for key in keys]
+                    self._book_ready = True
+                elif kind == 'delta':
+                    if not self._book_ready:
+                        raise ValueError('order-book delta before any snapshot')
+                    _apply_levels(self._bid_keys, self._bids, bids)
+                    _apply_levels(self._ask_keys, self._asks, asks)
+                else:
+                    raise ValueError(f'order-book type {trim(kind, 20)}')
+                self.data['timestamp']['orderbook'] = msg.get('ts')
+        self._call('orderbook', book)
+
+    def _on_trade(self, topic: str, msg: dict) -> None:
+        trades = msg['data']
+        last = float(trades[-1]['p']) if trades else None
+        with self._lock:
+            self.data['execution'].extend(trades)
+            if last is not None:
+                self.data['last_price'] = last
+            self.data['timestamp']['trade'] = msg.get('ts')
+        self._call('trade', trades)
+
+    def _on_ticker(self, topic: str, msg: dict) -> None:
+        ticker = msg['data']
+        last = ticker.get('lastPrice')
+        if topic.endswith(self._book_suffix):
+            with self._lock:
+                instrument = self.data['instrument']
+                if msg.get('type') == 'snapshot':  # deltas carry only the fields that changed
+                    instrument.clear()
+                instrument.update(ticker)
+                if last:
+                    self.data['last_price'] = float(last)
+                self.data['timestamp']['instrument'] = msg.get('ts')
+        self._call('instrument', ticker)
+
+    def _on_kline(self, topic: str, msg: dict) -> None:
+        candles = msg['data']
+        with self._lock:
+            ohlcv = self.data['ohlcv']
+            for candle in candles:
+                if candle.get('confirm') is True and (
+                        not ohlcv or int(candle['start']) > int(ohlcv[-1]['start'])):
+                    ohlcv.append(candle)
+            self.data['timestamp']['ohlcv'] = msg.get('ts')
+        self._call('ohlcv', candles)
+
+    def _on_order(self, topic: str, msg: dict) -> None:
+        self._apply_orders(msg['data'])
+
+    def _apply_orders(self, orders: list) -> None:
+        with self._lock:
+            open_orders = self.data['my_open_order']
+            for order in orders:
+                order_id = order['orderId']
+                self.data['my_order'].append(order)
+                if order.get('orderStatus') in OPEN_ORDER_STATUSES:
+                    open_orders[order_id] = order
+                    if len(open_orders) > 2000:
+                        del open_orders[next(iter(open_orders))]
+                else:
+                    open_orders.pop(order_id, None)
+            self.data['timestamp']['order'] = now_ms()
+        self._call('order', orders)
+
+    def _on_execution(self, topic: str, msg: dict) -> None:
+        self._apply_executions(msg['data'])
+
+    def _apply_executions(self, fills: list) -> int:
+        """Keep the fills not seen before (by execId) and pass them on; returns how many."""
+        fresh = []
+        with self._lock:
+            for fill in fills:
+                if self._seen_exec.add(fill['execId']):
+                    fresh.append(fill)
+                    self.data['my_execution'].append(fill)
+                    exec_ms = int(fill.get('execTime') or 0)
+                    if self._exec_watermark_ms is None or exec_ms > self._exec_watermark_ms:
+                        self._exec_watermark_ms = exec_ms
+            self.data['timestamp']['execution'] = now_ms()
+        if fresh:
+            self._call('execution', fresh)
+        return len(fresh)
+
+    def _on_position(self, topic: str, msg: dict) -> None:
+        self._apply_positions(msg['data'])
+
+    def _apply_positions(self, positions: list) -> None:
+        with self._lock:
+            for position in positions:
+                symbol = position['symbol']
+                if dec(position.get('size')):
+                    self._position_symbols.add(symbol)
+                if symbol == self.symbol:
+                    self.data['position'] = position
+            self.data['timestamp']['position'] = now_ms()
+        self._call('position', positions)
+
+    def _on_wallet(self, topic: str, msg: dict) -> None:
+        self._apply_wallet(msg['data'])
+
+    def _apply_wallet(self, accounts: list) -> None:
+        with self._lock:
+            if accounts:
+                self.data['wallet'] = accounts[-1]
+            self.data['timestamp']['wallet'] = now_ms()
+        self._call('wallet', accounts)
+
+    # -- recovery after a private (re)connect --------------------------------------------------
+
+    def _recover_private(self, st: _Stream) -> None:
+        """Backfill over REST what the private stream may have missed while it was down."""
+        # Bybit replays nothing after a disconnect (docs/faq.mdx): read fills, orders, positions
+        # and the wallet back and let the callbacks diff them against what they already know.
+        topics = {t.split('.', 1)[0] for t in st.topics}
+        recovered = 0
+        steps = [('execution', self._backfill_executions), ('order', self._reconcile_orders),
+                 ('position', self._reread_positions), ('wallet', self._reread_wallet)]
+        try:
+            for topic, step in steps:
+                if topic in topics:
+                    recovered += step() or 0
+        except BybitError as exc:
+            log.warning('backfill after the private reconnect failed (%s); retrying in 30 s', exc)
+            if exc.key_rejected:
+                self._emit_status({'event': 'auth_rejected', 'reason': str(exc)})
+            self._submit(lambda: self._recover_private(st) if st.ready else None, delay_s=30)
+        if st.ready:
+            self._on_ready(st, recovered)
+
+    def _backfill_executions(self) -> int:
+        with self._lock:
+            watermark = self._exec_watermark_ms
+            if watermark is None:  # first run ever: nothing was missed yet
+                self._exec_watermark_ms = now_ms()
+                return 0
+        start = watermark - BACKFILL_MARGIN_MS
+        oldest = now_ms() - REST_WINDOW_MS + 60_000
+        if start < oldest:
+            log.warning('the last fill seen (%s) is older than the 7-day REST window: fills before '
+                        '%s cannot be recovered', fmt_time_ms(watermark), fmt_time_ms(oldest))
+            start = oldest
+        rows = self.rest.get_all('/v5/execution/list', {'category': self.category,
+                                                        'startTime': start}, limit=100)
+        rows = [row for row in rows if int(row.get('execTime') or 0) >= start]
+        rows.sort(key=lambda row: int(row.get('execTime') or 0))  # oldest first
+        for row in rows:
+            row.setdefault('category', self.category)
+            row['recovered'] = True
+        recovered = self._apply_executions(rows)
+        if recovered:
+            log.info('recovered %d fill(s) missed while disconnected', recovered)
+        return recovered
+
+    def _settle_params(self) -> list:
+        # /v5/order/realtime and /v5/position/list need symbol or settleCoin for linear.
+        if self.category == 'linear':
+            return [{'settleCoin': coin} for coin in ('USDT', 'USDC')]
+        return [{}]
+
+    def _reconcile_orders(self) -> int:
+        open_now: dict = {}
+        for extra in self._settle_params():
+            for row in self.rest.get_all('/v5/order/realtime', {'category': self.category, **extra},
+                                         limit=50, max_pages=20):
+                open_now[row['orderId']] = row
+        with self._lock:
+            known = dict(self.data['my_open_order'])
+        changed = [row for order_id, row in open_now.items()
+                   if known.get(order_id, {}).get('orderStatus') != row.get('orderStatus')]
+        finals = []
+        for order_id in [oid for oid in known if oid not in open_now][:50]:
+            history = self.rest.get('/v5/order/history',
+                                    {'category': self.category, 'orderId': order_id})
+            rows = history.get('list') or []
+            if rows:
+                finals.append(rows[0])
+            else:  # Cancelled/Rejected orders stay in the history for 24 h only
+                log.info('order %s closed while disconnected; Bybit has no history for it',
+                         order_id)
+                with self._lock:
+                    self.data['my_open_order'].pop(order_id, None)
+        for row in changed + finals:
+            row.setdefault('category', self.category)
+            row['recovered'] = True
+        if changed or finals:
+            self._apply_orders(changed + finals)
+        return 0
+
+    def _reread_positions(self) -> int:
+        with self._lock:
+            symbols = self._position_symbols.items()
+        rows = []
+        for symbol in symbols:
+            result = self.rest.get('/v5/position/list',
+                                   {'category': self.category, 'symbol': symbol})
+            rows.extend(result.get('list') or [])
+        for row in rows:
+            row.setdefault('category', self.category)
+            row.setdefault('entryPrice', row.get('avgPrice', ''))  # REST avgPrice == WS entryPrice
+            row['recovered'] = True
+        if rows:
+            self._apply_positions(rows)
+        return 0
+
+    def _reread_wallet(self) -> int:
+        result = self.rest.get('/v5/account/wallet-balance',
+                               {'accountType': 'UNIFIED',
+                                'coin': settle_coin(self.category, self.symbol)})
+        accounts = result.get('list') or []
+        for account in accounts:
+            account['recovered'] = True
+        if accounts:
+            self._apply_wallet(accounts)
+        return 0
+
+# Discord ###########################################################################################
+
+# Discord's limits (developers/resources/message.mdx "Embed Limits"), with a margin on the total
+# because Discord does not say whether it counts code points or UTF-16 units.
+EMBEDS_PER_MESSAGE, MESSAGE_CHARS = 10, 5800
+TITLE_CHARS, DESCRIPTION_CHARS, FIELDS_PER_EMBED = 256, 4096, 25
+FIELD_NAME_CHARS, FIELD_VALUE_CHARS, FOOTER_CHARS, CONTENT_CHARS = 256, 1024, 2048, 2000
+NO_MENTIONS = {'parse': []}  # never ping anyone, whatever an alert's text contains
+COLOR = {'buy': 0x2ECC71, 'sell': 0xE74C3C, 'info': 0x3498DB, 'warn': 0xF39C12,
+         'error': 0x992D22, 'muted': 0x95A5A6, 'trigger': 0x9B59B6}
+
+
+def _cut(text: Any, limit: int) -> str:
+    text = redact(str(text)).strip()
+    return text if len(text) <= limit else text[:limit - 1] + '…'
+
+
+def embed_size(embed: dict) -> int:
+    """The characters Discord counts toward the 6000 per message."""
+    size = len(embed.get('title', '')) + len(embed.get('description', ''))
+    size += len((embed.get('footer') or {}).get('text', ''))
+    size += len((embed.get('author') or {}).get('name', ''))
+    return size + sum(len(f['name']) + len(f['value']) for f in embed.get('fields', ()))
+
+
+def fit_embed(embed: dict) -> list:
+    """One embed made to fit Discord's limits: text trimmed, empty values filled, and too many or
+    too long fields split over continuation embeds. Never raises, never returns an empty embed."""
+    head = {k: v for k, v in embed.items() if k not in ('title', 'description', 'fields', 'footer')}
+    title = _cut(embed.get('title') or 'bybit-ws-notify', TITLE_CHARS)
+    head['title'] = title
+    if embed.get('description'):
+        head['description'] = _cut(embed['description'], DESCRIPTION_CHARS)
+    footer = (embed.get('footer') or {}).get('text')
+    fields = [{'name': _cut(f.get('name') or '-', FIELD_NAME_CHARS) or '-',
+               'value': _cut(f.get('value') if f.get('value') not in (None, '') else '-',
+                             FIELD_VALUE_CHARS) or '-',
+               'inline': bool(f.get('inline', True))} for f in embed.get('fields', ())]
+    parts, current = [], dict(head, fields=[])
+    for field in fields:
+        if len(current['fields']) >= FIELDS_PER_EMBED or (
+                embed_size(current) + len(field['name']) + len(field['value']) > MESSAGE_CHARS - 300):
+            parts.append(current)
+            current = {k: v for k, v in head.items() if k != 'description'}
+            current.update(title=_cut(f'{title} (cont.)', TITLE_CHARS), fields=[])
+        current['fields'].append(field)
+    parts.append(current)
+    if footer:
+        parts[-1]['footer'] = {'text': _cut(footer, FOOTER_CHARS)}
+    return parts
+
+
+def embed_text(embed: dict) -> str:
+    """An embed as plain text, for the console and for Discord's last-resort plain message."""
+    lines = [embed.get('title', '')]
+    if embed.get('description'):
+        lines.append(embed['description'])
+    lines += [f"  {f['name']}: {f['value']}".replace('\n', '\n    ') for f in embed.get('fields', ())]
+    if (embed.get('footer') or {}).get('text'):
+        lines.append(f"  ({embed['footer']['text']})")
+    return '\n'.join(lines)
+
+
+class ConsoleSender:
+    """Prints alerts to stdout: DISCORD_NOTIFY off, for trying the bot with no webhook."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+
+    def send(self, embed: dict) -> None:
+        with self._lock:
+            for part in fit_embed(embed):
+                print(f'{dt.datetime.now():%H:%M:%S} {embed_text(part)}', flush=True)
+
+    def start(self) -> None:
+        pass
+
+    def stop(self, timeout_s: float = 0) -> bool:
+        return True
+
+    def pending(self) -> list:
+        return []
+
+
+class DiscordSender:
+    """Posts alerts to a Discord webhook from one thread with an ordered, bounded queue.
+
+    The receive loop only enqueues. The thread packs what is queued into messages of up to 10
+    embeds within 6000 characters, posts with ?wait=true (the only confirmation Discord gives),
+    paces itself by X-RateLimit-* headers and 429 retry_after, backs off on 5xx and timeouts, cools
+    down for a long, growing time on an IP ban, and stops at once on a deleted or invalid webhook
+    (401/403/404) while keeping the queue, which the state file persists.
+    """
+
+    max_queue = 1000
+    disabled_log_every_s = 300.0
+    invalid_budget = 100          # 401/403/429 per 10 min; Discord bans at 10,000
+
+    def __init__(self, url: str, *, on_change: Callable[[], None] | None = None,
+                 ban_cooldown_s: float = 900.0, backlog: Iterable = ()):
+        webhook_id, token = parse_webhook_url(url)
+        register_secret(token)
+        parts = urllib.parse.urlsplit(url.strip())
+        path = parts.path.rstrip('/')
+        if not re.match(r'^/api/v\d+/', path):  # v6 (the unversioned default) counts in ms
+            path = path.replace('/api/', '/api/v10/', 1)
+        query = urllib.parse.parse_qsl(parts.query)
+        query = [(k, v) for k, v in query if k != 'wait'] + [('wait', 'true')]
+        self.url = urllib.parse.urlunsplit((parts.scheme, parts.netloc, path,
+                                            urllib.parse.urlencode(query), ''))
+        self.shown_url = f'/webhooks/{webhook_id}/***'
+        self.on_change = on_change or (lambda: None)
+        self.ban_cooldown_s = ban_cooldown_s
+        self._queue: collections.deque = collections.deque(backlog)
+        self._cv = threading.Condition()
+        self._not_before = 0.0
+        self._failures = 0
+        self._bans = 0
+        self._disabled: str | None = None
+        self._invalid: collections.deque = collections.deque()
+        self._dropped = 0
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+        self._session = requests.Session()
+        self._session.verify = True
+        self._session.headers['User-Agent'] = (
+            f'DiscordBot (https://github.com/bybit-ws-notify, {__version__})')
+
+    # -- producer side -------------------------------------------------------------------------
+
+    def send(self, embed: dict) -> None:
+        """Queue one alert; the sender thread posts it. Never blocks on the network."""
+        items = [{'id': uuid.uuid4().hex[:12], 'embed': part} for part in fit_embed(embed)]
+        with self._cv:
+            self._queue.extend(items)
+            overflow = len(self._queue) - self.max_queue
+            for _ in range(max(overflow, 0)):  # bounded: the oldest go, each logged in full
+                lost = self._queue.popleft()
+                self._dropped += 1
+                log.error('alert queue full (%d): dropped the oldest alert: %s', self.max_queue,
+                          embed_text(lost['embed']).replace('\n', ' | '))
+            self._cv.notify_all()
+        self.on_change()
+
+    def pending(self) -> list:
+        with self._cv:
+            return list(self._queue)
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name='discord', daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout_s: float = 10.0) -> bool:
+        """Deliver what is queued for up to timeout_s, then stop; True if nothing is left."""
+        deadline = time.monotonic() + timeout_s
+        with self._cv:
+            while self._queue and not self._disabled and time.monotonic() < deadline:
+                if self._thread is None or not self._thread.is_alive():
+                    break
+                self._cv.wait(min(0.1, max(deadline - time.monotonic(), 0.01)))
+            self._stopping = True
+            self._cv.notify_all()
+            empty = not self._queue
+        if self._thread is not None:
+            self._thread.join(timeout=max(deadline - time.monotonic(), 0.1) + 1)
+        return empty
+
+    # -- the sender thread ---------------------------------------------------------------------
+
+    def _run(self) -> None:
+        last_disabled_log = time.monotonic()
+        while True:
+            with self._cv:
+                while not self._stopping:
+                    wait_s = self._not_before - time.monotonic()
+                    if self._disabled:
+                        if time.monotonic() - last_disabled_log >= self.disabled_log_every_s:
+                            last_disabled_log = time.monotonic()
+                            log.error('Discord webhook %s is unusable (%s): %d alert(s) kept in '
+                                      'the state file; fix DISCORD_WEBHOOK_URL and restart',
+                                      self.shown_url, self._disabled, len(self._queue))
+                        self._cv.wait(self.disabled_log_every_s)
+                    elif self._queue and wait_s <= 0:
+                        break
+                    else:
+                        self._cv.wait(wait_s if self._queue and wait_s > 0 else None)
+                if self._stopping:
+                    return
+                batch = self._take_batch()
+            outcome = self._post({'embeds': [item['embed'] for item in batch]})
+            if outcome == 'bad_request' and len(batch) > 1:
+                for item in batch:  # find the one Discord refuses; send the others
+                    self._deliver_alone(item)
+            elif outcome == 'bad_request':
+                self._deliver_alone(batch[0])
+            elif outcome == 'ok':
+                self._done(batch)
+
+    def _take_batch(self) -> list:
+        batch, size = [], 0
+        for item in self._queue:
+            item_size = embed_size(item['embed'])
+            if batch and (len(batch) >= EMBEDS_PER_MESSAGE or size + item_size > MESSAGE_CHARS):
+                break
+            batch.append(item)
+            size += item_size
+        return batch
+
+    def _done(self, batch: list) -> None:
+        with self._cv:
+            ids = {item['id'] for item in batch}
+            self._queue = collections.deque(i for i in self._queue if i['id'] not in ids)
+            self._cv.notify_all()
+        self.on_change()
+
+    def _deliver_alone(self, item: dict) -> None:
+        # A 400 means the body broke a rule we did not foresee. Degrade to plain text, and if even
+        # that is refused, log the alert in full: it is never dropped in silence.
+        outcome = self._post({'embeds': [item['embed']]})
+        if outcome == 'bad_request':
+            text = _cut(embed_text(item['embed']), CONTENT_CHARS - 100)
+            outcome = self._post({'content': text})
+        if outcome == 'bad_request':
+            log.error('Discord refused an alert even as plain text; here it is: %s',
+                      embed_text(item['embed']).replace('\n', ' | '))
+            outcome = 'ok'
+        if outcome == 'ok':
+            self._done([item])
+
+    def _post(self, body: dict) -> str:
+        """POST one message; 'ok', 'bad_request', or 'retry' after arranging when to retry."""
+        body['allowed_mentions'] = NO_MENTIONS
+        try:
+            resp = self._session.post(self.url, json=body, timeout=(5, 10))
+        except requests.RequestException as exc:
+            return self._retry_later(f'{type(exc).__name__}')
+        self._pace(resp.headers)
+        status = resp.status_code
+        if 200 <= status < 300:
+            if self._failures or self._bans:
+                log.info('Discord is delivering again')
+            self._failures = 0
+            return 'ok'
+        if status == 429:
+            return self._rate_limited(resp)
+        if status in (401, 403, 404):
+            self._count_invalid()
+            reason = {401: 'invalid webhook token', 403: 'no permission to post',
+                      404: 'webhook deleted or wrong URL'}[status]
+            with self._cv:
+                self._disabled = f'HTTP {status}: {reason}'
+            log.error('Discord webhook %s answered %d (%s): sending stopped, %d alert(s) kept in '
+                      'the state file; fix DISCORD_WEBHOOK_URL and restart', self.shown_url,
+                      status, reason, len(self._queue))
+            return 'retry'
+        if status in (400, 413):
+            log.warning('Discord refused a message (%d: %s); degrading it', status,
+                        trim(redact(resp.text), 200))
+            return 'bad_request'
+        return self._retry_later(f'HTTP {status}')
+
+    def _pace(self, headers: Any) -> None:
+        # Proactive pacing (discord.py does the same): when the bucket is empty, wait Reset-After.
+        if headers.get('X-RateLimit-Remaining') == '0':
+            reset_after = dec(headers.get('X-RateLimit-Reset-After'))
+            if reset_after is not None:
+                self._hold(float(min(reset_after, Decimal(60))))
+
+    def _hold(self, seconds: float) -> None:
+        with self._cv:
+            self._not_before = max(self._not_before, time.monotonic() + seconds)
+
+    def _count_invalid(self) -> None:
+        # 401/403/429 count toward Discord's invalid-request ban (10,000 per 10 min); stay far
+        # below by pausing when 100 come within 10 minutes.
+        clock = time.monotonic()
+        self._invalid.append(clock)
+        while self._invalid and clock - self._invalid[0] > 600:
+            self._invalid.popleft()
+        if len(self._invalid) >= self.invalid_budget:
+            log.error('Discord: %d rejected requests in 10 min; pausing 10 min to avoid a ban',
+                      len(self._invalid))
+            self._hold(600)
+
+    def _rate_limited(self, resp: requests.Response) -> str:
+        try:
+            body = resp.json()
+        except ValueError:
+            body = {}
+        body = body if isinstance(body, dict) else {}
+        has_headers = any(h.lower().startswith('x-ratelimit') for h in resp.headers)
+        # A 429 without rate-limit headers, code 0, or Cloudflare's "error code: 1015" is an IP
+        # ban, not a rate limit (discord-api-docs#5810, #5385): back off for a long time.
+        if not has_headers or body.get('code') == 0 or '1015' in resp.text[:200]:
+            self._bans += 1
+            cooldown = min(self.ban_cooldown_s * 2 ** (self._bans - 1), 6 * 3600)
+            log.error('Discord banned this IP for too many requests (429 without rate-limit '
+                      'headers); pausing %s, %d alert(s) kept', duration(cooldown), len(self._queue))
+            self._hold(cooldown)
+            return 'retry'
+        if resp.headers.get('X-RateLimit-Scope') != 'shared':
+            self._count_invalid()
+        waits = [dec(resp.headers.get('Retry-After')), dec(body.get('retry_after')),
+                 dec(resp.headers.get('X-RateLimit-Reset-After'))]
+        wait_s = max([float(w) for w in waits if w is not None] or [1.0])
+        wait_s = min(wait_s, 3600.0) + random.uniform(0.05, 0.25)
+        log_throttled(logging.WARNING, 'discord-429', 'Discord rate limit (429): waiting %.2f s, '
+                      '%d alert(s) queued', wait_s, len(self._queue))
+        self._hold(wait_s)
+        return 'retry'
+
+    def _retry_later(self, cause: str) -> str:
+        self._failures += 1
+        wait_s = min(60.0, 2 ** min(self._failures - 1, 6)) * random.uniform(0.8, 1.2)
+        log_throttled(logging.WARNING, 'discord-down', 'Discord unreachable (%s): retrying in '
+                      '%.1f s, %d alert(s) queued', cause, wait_s, len(self._queue))
+        self._hold(wait_s)
+        return 'retry'
+
+# Formatters ########################################################################################
+# Pure functions: Bybit's event dicts in, a Discord embed (a dict) out. No I/O and no state, so
+# each one is tested with Bybit's official example payloads.
+
+EXEC_TYPE_LABELS = {
+    'Trade': 'Fill', 'Funding': 'Funding fee', 'AdlTrade': 'ADL fill (auto-deleveraging)',
+    'BustTrade': 'Liquidation fill', 'Settle': 'Settlement', 'Delivery': 'Delivery',
+    'BlockTrade': 'Block trade fill', 'MovePosition': 'Position move',
+    'FutureSpread': 'Spread fill', 'CorporateAction': 'Corporate action',
+}
+ORDER_COLORS = {'New': 'info', 'Cancelled': 'muted', 'PartiallyFilledCanceled': 'muted',
+                'Deactivated': 'muted', 'Rejected': 'error', 'Untriggered': 'trigger',
+                'Triggered': 'trigger'}
+_UNSET = ('', '0', 'UNKNOWN', None)
+RECOVERED_NOTE = 'recovered after a disconnect'
+
+
+def _field(name: str, value: Any, inline: bool = True) -> dict:
+    return {'name': name, 'value': str(value), 'inline': inline}
+
+
+def _side_color(side: Any) -> int:
+    return COLOR['buy'] if side == 'Buy' else COLOR['sell'] if side == 'Sell' else COLOR['info']
+
+
+def _footer(*parts: Any) -> dict:
+    return {'text': ' · '.join(str(p) for p in parts if p)}
+
+
+def _set(value: Any) -> bool:
+    """True for a price field that holds a real value (Bybit sends '', '0' or '0.00' for none)."""
+    number = dec(value)
+    return number is not None and number != 0
+
+
+def period_label(period: str) -> str:
+    if period.isdigit():
+        minutes = int(period)
+        return f'{minutes // 60}h' if minutes % 60 == 0 else f'{minutes}m'
+    return {'D': '1D', 'W': '1W', 'M': '1M'}.get(period, period)
+
+
+def format_order(order: dict, units: Units) -> dict:
+    """One order status change: New, PartiallyFilled, Filled, Cancelled, Rejected, or a
+    conditional order's Untriggered, Triggered, Deactivated."""
+    status = order.get('orderStatus') or '?'
+    side, symbol = order.get('side') or '?', order.get('symbol') or '?'
+    order_type = order.get('orderType') or ''
+    price = order.get('price')
+    title = f"Order {status}: {side} {order_type} {fmt_num(order.get('qty'))} {units.qty} {symbol}"
+    if order_type != 'Market' and _set(price):
+        title += f' @ {fmt_num(price)}'
+    fields = [_field('Status', status), _field('Side', side)]
+    if order.get('stopOrderType') not in _UNSET:
+        fields.append(_field('Conditional', order['stopOrderType']))
+    fields.append(_field('Filled', f"{fmt_num(order.get('cumExecQty') or 0)} / "
+                                   f"{fmt_num(order.get('qty'))} {units.qty}"))
+    if _set(order.get('avgPrice')):
+        fields.append(_field('Avg price', fmt_num(order['avgPrice'])))
+    if _set(order.get('triggerPrice')):
+        trigger = fmt_num(order['triggerPrice'])
+        if order.get('triggerBy') not in _UNSET:
+            trigger += f" ({order['triggerBy']})"
+        fields.append(_field('Trigger', trigger))
+    for name, key in (('Take profit', 'takeProfit'), ('Stop loss', 'stopLoss')):
+        if _set(order.get(key)):
+            fields.append(_field(name, fmt_num(order[key])))
+    if status in ('Cancelled', 'Deactivated', 'PartiallyFilledCanceled') and \
+            order.get('cancelType') not in _UNSET:
+        fields.append(_field('Cancel reason', order['cancelType']))
+    if status == 'Rejected' and order.get('rejectReason') not in ('', 'EC_NoError', None):
+        fields.append(_field('Reject reason', escape_md(order['rejectReason'])))
+    if order.get('reduceOnly') is True:
+        fields.append(_field('Reduce only', 'yes'))
+    if order.get('orderLinkId'):
+        fields.append(_field('Link ID', escape_md(order['orderLinkId'])))
+    color = ORDER_COLORS.get(status)
+    return {
+        'title': title, 'color': COLOR[color] if color else _side_color(side), 'fields': fields,
+        'footer': _footer(f"order {order.get('orderId', '?')}",
+                          RECOVERED_NOTE if order.get('recovered') else ''),
+        'timestamp': iso_ms(order.get('updatedTime')),
+    }
+
+
+def format_execution(fills: list, units: Units) -> dict:
+    """The fills of one order that arrived together, as one alert: each fill (first 10), the total
+    against the order qty, VWAP, fee, maker/taker and the realised PnL of closing fills."""
+    first, last = fills[0], fills[-1]
+    side, symbol = first.get('side') or '?', first.get('symbol') or '?'
+    exec_type = first.get('execType') or 'Trade'  # execution.fast has no execType: Trade only
+    label = EXEC_TYPE_LABELS.get(exec_type, exec_type)
+    qtys = [dec(f.get('execQty')) or Decimal(0) for f in fills]
+    prices = [dec(f.get('execPrice')) or Decimal(0) for f in fills]
+    total = sum(qtys, Decimal(0))
+    places = max((max(-p.as_tuple().exponent, 0) for p in prices), default=2) + 2
+    vwap = sum((p * q for p, q in zip(prices, qtys)), Decimal(0)) / total if total else None
+    fee_coin = first.get('feeCurrency') or units.value
+    fee = sum((dec(f.get('execFee')) or Decimal(0) for f in fills), Decimal(0))
+    closing = [f for f in fills if _set(f.get('closedSize'))]
+    pnl = sum((dec(f.get('execPnl')) or Decimal(0) for f in closing), Decimal(0))
+    makers = {f.get('isMaker') for f in fills}
+
+    if exec_type == 'Funding':
+        title = f'{label} {symbol}: {fmt_num(fee)} {fee_coin} ' + (
+            '(received)' if fee < 0 else '(paid)')
+    else:
+        title = f'{label}: {side} {fmt_num(total)} {units.qty} {symbol} @ {fmt_num(vwap, places)}'
+        if len(fills) > 1:
+            title += f' ({len(fills)} fills)'
+    fields = []
+    if len(fills) > 1:
+        lines = [f'{fmt_num(q)} @ {fmt_num(p)}' for q, p in zip(qtys[:10], prices[:10])]
+        if len(fills) > 10:
+            lines.append(f'... and {len(fills) - 10} more')
+        fields.append(_field('Fills', '\n'.join(lines), inline=False))
+    if exec_type != 'Funding':
+        order_qty = first.get('orderQty')
+        filled = f'{fmt_num(total)} / {fmt_num(order_qty)} {units.qty}' if _set(order_qty) \
+            else f'{fmt_num(total)} {units.qty}'
+        fields += [_field('Filled', filled),
+                   _field('VWAP' if len(fills) > 1 else 'Price', fmt_num(vwap, places))]
+    fields.append(_field('Fee', f'{fmt_num(fee)} {fee_coin}'))
+    if exec_type != 'Funding':
+        fields.append(_field('Liquidity', 'maker' if makers == {True} else
+                             'taker' if makers == {False} else 'maker + taker'))
+    if closing:
+        fields.append(_field('Realised PnL', f'{fmt_num(pnl)} {units.value}'))
+    if _set(last.get('leavesQty')):
+        fields.append(_field('Left', f"{fmt_num(last['leavesQty'])} {units.qty}"))
+    if first.get('orderType') not in _UNSET:
+        fields.append(_field('Order type', first['orderType']))
+    color = _side_color(side) if exec_type == 'Trade' else (
+        COLOR['error'] if exec_type in ('BustTrade', 'AdlTrade') else COLOR['warn'])
+    return {
+        'title': title, 'color': color, 'fields': fields,
+        'footer': _footer(f"order {first.get('orderId') or '-'}",
+                          f"exec {first.get('execId')}" + (' ...' if len(fills) > 1 else ''),
+                          RECOVERED_NOTE if first.get('recovered') else ''),
+        'timestamp': iso_ms(last.get('execTime')),
+    }
+
+
+def position_view(position: dict) -> dict:
+    """The fields of a position that matter for alerts, normalised for comparison (REST calls
+    the entry price avgPrice, the websocket entryPrice)."""
+    size = dec(position.get('size')) or Decimal(0)
+    return {
+        'symbol': position.get('symbol') or '?', 'idx': int(position.get('positionIdx') or 0),
+        'side': position.get('side') if size and position.get('side') in ('Buy', 'Sell') else '',
+        'size': fmt_num(size),
+        'entry': fmt_num(position.get('entryPrice') or position.get('avgPrice')),
+        'liq': fmt_num(position.get('liqPrice')), 'tp': fmt_num(position.get('takeProfit')),
+        'sl': fmt_num(position.get('stopLoss')), 'mark': fmt_num(position.get('markPrice')),
+        'upnl': fmt_num(position.get('unrealisedPnl')),
+        'realised': fmt_num(position.get('curRealisedPnl')),
+        'leverage': fmt_num(position.get('leverage')),
+    }
+
+
+def flat_position(view: dict) -> dict:
+    """The view of no position in the same symbol and slot."""
+    return dict(view, side='', size='0', entry='-', liq='-', tp='-', sl='-', upnl='-')
+
+
+def classify_position(prev: dict, cur: dict) -> str | None:
+    """opened, increased, reduced, closed, flipped or updated (entry, liq, TP, SL); None when
+    nothing that matters changed. Bybit pushes a position on every order create, amend or
+    cancel, changed or not (docs/v5/websocket/private/position.mdx)."""
+    before, after = Decimal(prev['size']), Decimal(cur['size'])
+    if before == 0 and after == 0:
+        return None
+    if before == 0:
+        return 'opened'
+    if after == 0:
+        return 'closed'
+    if prev['side'] != cur['side']:
+        return 'flipped'
+    if after != before:
+        return 'increased' if after > before else 'reduced'
+    if any(prev[k] != cur[k] for k in ('entry', 'tp', 'sl')):
+        return 'updated'
+    # The liquidation price of a cross-margin position is an estimate that moves with the
+    # account; only a move of more than 1% is news.
+    old_liq, new_liq = dec(prev['liq']), dec(cur['liq'])
+    if (old_liq is None) != (new_liq is None) or (
+            old_liq and new_liq and abs(new_liq - old_liq) > abs(old_liq) / 100):
+        return 'updated'
+    return None
+
+
+def format_position(change: str, prev: dict, cur: dict, units: Units,
+                    recovered: bool = False) -> dict:
+    """A position change, classed as opened, increased, reduced, closed, flipped or updated."""
+    shown = prev if change == 'closed' else cur
+    direction = {'Buy': 'Long', 'Sell': 'Short'}.get(shown['side'], 'Flat')
+    title = f"Position {change}: {shown['symbol']} {direction} {shown['size']} {units.qty}"
+    if change == 'closed':
+        title = f"Position closed: {cur['symbol']} (was {direction} {prev['size']} {units.qty})"
+    fields = [_field('Side', direction if change != 'closed' else 'Flat'),
+              _field('Size', f"{prev['size']} → {cur['size']} {units.qty}"),
+              _field('Entry', cur['entry']), _field('Mark', cur['mark']),
+              _field('Liq. price', cur['liq']),
+              _field('Unrealised PnL', f"{cur['upnl']} {units.value}"),
+              _field('Realised PnL', f"{cur['realised']} {units.value}")]
+    if cur['tp'] != '0' or prev['tp'] != cur['tp']:
+        fields.append(_field('Take profit', cur['tp']))
+    if cur['sl'] != '0' or prev['sl'] != cur['sl']:
+        fields.append(_field('Stop loss', cur['sl']))
+    if cur['leverage'] != '-':
+        fields.append(_field('Leverage', f"{cur['leverage']}x"))
+    color = {'closed': COLOR['muted'], 'flipped': COLOR['warn'], 'reduced': COLOR['info'],
+             'updated': COLOR['info']}.get(change, _side_color(cur['side']))
+    return {'title': title, 'color': color, 'fields': fields,
+            'footer': _footer(f"position {cur['symbol']} #{cur['idx']}",
+                              RECOVERED_NOTE if recovered else '')}
+
+
+def format_wallet(coin: str, before: str, after: str, account: dict, coin_row: dict) -> dict:
+    """A change of the settle coin's wallet balance."""
+    change = (dec(after) or Decimal(0)) - (dec(before) or Decimal(0))
+    sign = '+' if change >= 0 else ''
+    fields = [_field('Wallet balance', f'{after} {coin}'),
+              _field('Change', f'{sign}{fmt_num(change)} {coin}'),
+              _field('Equity', f"{fmt_num(coin_row.get('equity'))} {coin}")]
+    if _set(coin_row.get('unrealisedPnl')):
+        fields.append(_field('Unrealised PnL', f"{fmt_num(coin_row['unrealisedPnl'])} {coin}"))
+    if account.get('totalEquity'):
+        fields.append(_field('Account equity', f"{fmt_num(account['totalEquity'], 2)} USD"))
+    if account.get('totalAvailableBalance'):
+        fields.append(_field('Available', f"{fmt_num(account['totalAvailableBalance'], 2)} USD"))
+    return {'title': f'Balance {coin}: {before} → {after} ({sign}{fmt_num(change)})',
+            'color': COLOR['buy'] if change >= 0 else COLOR['sell'], 'fields': fields,
+            'footer': _footer(f"{account.get('accountType') or 'account'} wallet",
+                              RECOVERED_NOTE if account.get('recovered') else '')}
+
+
+def format_kline(candle: dict, symbol: str, units: Units) -> dict:
+    """One closed candle (confirm: true): OHLC, volume and change."""
+    open_, close = dec(candle.get('open')), dec(candle.get('close'))
+    change = (close - open_) / open_ * 100 if open_ and close is not None else None
+    change_text = f'{change:+.2f}%' if change is not None else '-'
+    label = period_label(str(candle.get('interval') or '?'))
+    return {
+        'title': f'{symbol} {label} closed: {fmt_num(close)} ({change_text})',
+        'color': COLOR['buy'] if change is not None and change >= 0 else COLOR['sell'],
+        'fields': [_field('Open', fmt_num(open_)), _field('High', fmt_num(candle.get('high'))),
+                   _field('Low', fmt_num(candle.get('low'))), _field('Close', fmt_num(close)),
+                   _field('Volume', f"{fmt_num(candle.get('volume'))} {units.qty}"),
+                   _field('Change', change_text)],
+        'footer': _footer(f"{label} candle from {fmt_time_ms(candle.get('start'))}"),
+        'timestamp': iso_ms(candle.get('start')),
+    }
+
+
+def format_startup(watch: dict) -> dict:
+    """What the bot watches, with the position and balance it read at startup."""
+    fields = [_field('Watching', f"{watch['symbol']} ({watch['category']}, {watch['env']})"),
+              _field('Alerts', ', '.join(watch['alerts']) or 'none', inline=False)]
+    for name in ('Position', 'Balance', 'API key', 'Backlog'):
+        if watch.get(name.lower().replace(' ', '_')):
+            fields.append(_field(name, watch[name.lower().replace(' ', '_')], inline=False))
+    return {'title': 'bybit-ws-notify started', 'color': COLOR['info'], 'fields': fields,
+            'footer': _footer(f'bybit-ws-notify {__version__}')}
+
+
+def format_shutdown(reason: str, uptime_s: float) -> dict:
+    return {'title': 'bybit-ws-notify stopped', 'color': COLOR['muted'],
+            'fields': [_field('Reason', reason), _field('Uptime', duration(uptime_s))]}
+
+
+def format_status(event: dict) -> dict | None:
+    """Connection and key events: a stream down or restored, the key rejected or accepted again,
+    a topic Bybit refused, a key about to expire."""
+    kind = event.get('event')
+    stream = f"{str(event.get('stream', '')).capitalize()} stream"
+    if kind == 'down':
+        return {'title': f"{stream} down for {duration(event['down_s'])}", 'color': COLOR['warn'],
+                'description': 'Reconnecting; missed fills will be recovered over REST.'
+                if event.get('stream') == 'private' else 'Reconnecting.'}
+    if kind == 'restored':
+        fills = event.get('recovered_fills')
+        text = f'Down for {duration(event["down_s"])}.'
+        if fills is not None:
+            text += f' {fills} fill(s) recovered.'
+        return {'title': f'{stream} restored', 'color': COLOR['buy'], 'description': text}
+    if kind == 'auth_rejected':
+        return {'title': 'Bybit rejected the API key', 'color': COLOR['error'],
+                'description': f"{escape_md(event.get('reason', ''))}\nPrivate alerts are paused "
+                               'and retried every few minutes; kline alerts go on. Check the key '
+                               '(expired? deleted? wrong environment?).'}
+    if kind == 'auth_ok':
+        return {'title': 'Bybit accepts the API key again', 'color': COLOR['buy'],
+                'description': 'Private alerts resume; missed fills are recovered.'}
+    if kind == 'topic_rejected':
+        return {'title': f"Bybit refused topic {event.get('topic')}", 'color': COLOR['error'],
+                'description': f"{escape_md(event.get('reason', ''))}\nCheck BYBIT_SYMBOL and "
+                               'BYBIT_CATEGORY. This topic is not retried.'}
+    if kind == 'key_expiry':
+        return {'title': f"API key expires in {event['days']} day(s)", 'color': COLOR['warn'],
+                'description': f"Expiry: {event['expires']}. Keys without an IP binding expire "
+                               'after 90 days: create a new read-only key and restart.'}
+    return None
+
+
+def format_fallback(kind: str, raw: Any, error: str) -> dict:
+    """A plain alert with the raw essentials, for when a formatter fails: never silence."""
+    items = raw if isinstance(raw, list) else [raw]
+    keys = ('symbol', 'side', 'orderStatus', 'execType', 'execQty', 'execPrice', 'qty', 'price',
+            'size', 'orderId', 'execId', 'coin', 'walletBalance', 'close')
+    lines = []
+    for item in items[:10]:
+        if isinstance(item, dict):
+            lines.append(', '.join(f'{k}={escape_md(item[k])}' for k in keys if k in item) or
+                         escape_md(trim(json.dumps(item, default=str), 300)))
+        else:
+            lines.append(escape_md(trim(item, 300)))
+    return {'title': f'{kind} event (raw)', 'color': COLOR['warn'],
+            'description': '\n'.join(lines) or '-', 'footer': _footer(f'formatter error: {error}')}
+
+# Main ##############################################################################################
+
+STATE_VERSION = 1
+ORDER_MEMORY, EXEC_MEMORY = 1000, 2000
+KEY_FIELDS = ('orderId', 'orderLinkId', 'symbol', 'category', 'side', 'orderType', 'orderStatus',
+              'price', 'qty', 'cumExecQty', 'triggerPrice', 'stopOrderType', 'updatedTime')
+
+
+class StateFile:
+    """The bot's memory across restarts, in one small JSON file written atomically (temp file,
+    fsync, rename): the last fill time, recent execIds and order states, positions, balances, and
+    the alerts not yet delivered. A corrupt file is set aside, never fatal."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self._lock = threading.Lock()
+
+    def load(self) -> dict | None:
+        try:
+            with open(self.path, encoding='utf-8') as handle:
+                state = json.load(handle)
+            if not isinstance(state, dict) or state.get('version') != STATE_VERSION:
+                raise ValueError('not a bybit_ws_notify state file')
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as exc:
+            aside = f'{self.path}.corrupt-{int(time.time())}'
+            try:
+                os.replace(self.path, aside)
+            except OSError:
+                aside = '(could not move it)'
+            log.error('state file %s is unreadable (%s: %s): set aside as %s; starting fresh',
+                      self.path, type(exc).__name__, trim(exc, 120), aside)
+            return None
+        return state
+
+    def save(self, state: dict) -> bool:
+        text = json.dumps(state, separators=(',', ':'), default=str)
+        folder = os.path.dirname(os.path.abspath(self.path))
+        with self._lock:
+            fd, temp = tempfile.mkstemp(prefix='.bybit_ws_notify.', suffix='.tmp', dir=folder)
+            try:
+                with os.fdopen(fd, 'w', encoding='utf-8') as handle:
+                    handle.write(text)
+                    handle.flush()
+                    os.fsync(handle.fileno())
+                os.replace(temp, self.path)
+                if hasattr(os, 'O_DIRECTORY'):  # make the rename itself durable
+                    dir_fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+                    try:
+                        os.fsync(dir_fd)
+                    finally:
+                        os.close(dir_fd)
+                return True
+            except OSError as exc:
+                log_throttled(logging.ERROR, 'state-write', 'could not write the state file %s: %s',
+                              self.path, exc)
+                try:
+                    os.unlink(temp)
+                except OSError:
+                    pass
+                return False
+
+
+class StateSaver:
+    """Writes the state file from its own thread whenever asked, so no receive thread waits on
+    the disk; requests that arrive during a write are merged into the next one."""
+
+    def __init__(self, store: StateFile, snapshot: Callable[[], dict]):
+        self.store, self.snapshot = store, snapshot
+        self._wanted = threading.Event()
+        self._stopped = False
+        self._thread = threading.Thread(target=self._run, name='state', daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def request(self) -> None:
+        self._wanted.set()
+
+    def _run(self) -> None:
+        while not self._stopped:
+            self._wanted.wait()
+            self._wanted.clear()
+            if not self._stopped:
+                self.save_now()
+
+    def save_now(self) -> bool:
+        try:
+            return self.store.save(self.snapshot())
+        except Exception:
+            log.exception('could not snapshot the state')
+            return False
+
+    def stop(self) -> bool:
+        self._stopped = True
+        self._wanted.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
+        return self.save_now()
+
+
+def _state_get(state: dict, key: str, kind: type, default: Any) -> Any:
+    value = state.get(key, default)
+    return value if isinstance(value, kind) else default
+
+
+class Notifier:
+    """Turns BybitWS callbacks into alerts. It keeps this symbol's category, suppresses repeats,
+    groups the fills of one order, diffs positions and balances, and remembers what it alerted
+    so that a restart neither repeats nor loses an alert. Formatting errors become a plain
+    fallback alert, never silence."""
+
+    def __init__(self, cfg: Settings, sender: Any, state: dict | None):
+        self.cfg, self.sender = cfg, sender
+        self.fresh = state is None
+        state = state or {}
+        self.on_change: Callable[[], None] = lambda: None
+        self.ws: BybitWS | None = None
+        self._lock = threading.RLock()
+        self._timer = threading.Condition(self._lock)
+        self._stopped = False
+        self.alerted_exec = BoundedSet(EXEC_MEMORY, _state_get(state, 'exec_ids', list, []))
+        self.exec_watermark_ms = _state_get(state, 'exec_watermark_ms', int, 0) or now_ms()
+        self.order_status = collections.OrderedDict(_state_get(state, 'orders', dict, {}))
+        self.open_orders = _state_get(state, 'open_orders', dict, {})
+        self.positions = _state_get(state, 'positions', dict, {})
+        self.wallet = _state_get(state, 'wallet', dict, {})
+        self.kline_last_start = _state_get(state, 'kline_last_start', int, 0)
+        self.key_expiry_alerted = _state_get(state, 'key_expiry_alerted', str, '')
+        self.baseline_pending = self.fresh  # a first run learns the account before alerting
+        self._groups: dict = {}
+        self._wallet_pending: dict | None = None
+        self._down_alerted: dict = {}
+        self._last_down_alert: dict = {}
+        self._alerted_once: set = set()
+        self._coin = settle_coin(cfg.category, cfg.symbol)
+
+    def callbacks(self) -> dict:
+        return {'order': self.on_order, 'execution': self.on_execution,
+                'position': self.on_position, 'wallet': self.on_wallet, 'ohlcv': self.on_ohlcv,
+                'status': self.on_status}
+
+    def start(self) -> None:
+        threading.Thread(target=self._run_timer, name='alert-timer', daemon=True).start()
+
+    def stop(self) -> None:
+        """Flush the fills and balance change still being grouped."""
+        with self._lock:
+            self._stopped = True
+            for key in list(self._groups):
+                self._flush_group(key)
+            self._flush_wallet()
+            self._timer.notify_all()
+
+    # -- helpers ---------------------------------------------------------------------------------
+
+    def _mine(self, item: dict) -> bool:
+        return item.get('category') in (None, '', self.cfg.category)
+
+    def _units(self, symbol: str) -> Units:
+        return units_for(self.cfg.category, symbol or self.cfg.symbol)
+
+    def _emit(self, kind: str, raw: Any, formatter: Callable[..., dict | None], *args: Any) -> None:
+        try:
+            embed = formatter(*args)
+        except Exception as exc:
+            log.exception('the %s formatter failed; sending the raw event instead', kind)
+            embed = format_fallback(kind, raw, f'{type(exc).__name__}: {trim(exc, 100)}')
+        if embed:
+            self.sender.send(embed)
+            self.on_change()
+
+    def _remember_order(self, order_id: str, status: str) -> bool:
+        """Record an order's status; False when it is the status already known."""
+        if self.order_status.get(order_id) == status:
+            return False
+        self.order_status[order_id] = status
+        self.order_status.move_to_end(order_id)
+        while len(self.order_status) > ORDER_MEMORY:
+            self.order_status.popitem(last=False)
+        return True
+
+    # -- callbacks -------------------------------------------------------------------------------
+
+    def on_order(self, ws: BybitWS, orders: list) -> None:
+        with self._lock:
+            for order in orders:
+                order_id, status = order.get('orderId'), order.get('orderStatus')
+                if not self._mine(order) or not order_id or not status:
+                    continue
+                if not self._remember_order(order_id, status):
+                    continue  # the same status again, e.g. the two Filled of a cancel/fill race
+                if order.get('recovered') and self.baseline_pending or not self.cfg.order_notify:
+                    continue
+                self._emit('order', order, format_order, order, self._units(order.get('symbol')))
+            self.on_change()
+
+    def on_execution(self, ws: BybitWS, fills: list) -> None:
+        with self._lock:
+            touched = []
+            for fill in fills:
+                if not self._mine(fill) or fill.get('execId') in self.alerted_exec:
+                    continue
+                key = fill.get('orderId') or fill['execId']
+                group = self._groups.get(key)
+                if group is None:
+                    group = self._groups[key] = {
+                        'fills': [], 'due': time.monotonic() + self.cfg.exec_coalesce_s}
+                group['fills'].append(fill)
+                touched.append(key)
+            for key in dict.fromkeys(touched):
+                last = self._groups[key]['fills'][-1]
+                # Flush at once when no more fills will come: the order is done, the fill is not
+                # a trade (funding, ADL, ...), or it was recovered in one batch over REST.
+                if (last.get('recovered') or (last.get('execType') or 'Trade') != 'Trade'
+                        or dec(last.get('leavesQty')) == 0 or self.cfg.exec_coalesce_s == 0):
+                    self._flush_group(key)
+            self._timer.notify_all()
+
+    def _flush_group(self, key: str) -> None:
+        fills = self._groups.pop(key)['fills']
+        if self.cfg.execution_notify:
+            self._emit('execution', fills, format_execution, fills,
+                       self._units(fills[0].get('symbol')))
+        for fill in fills:
+            self.alerted_exec.add(fill['execId'])
+            self.exec_watermark_ms = max(self.exec_watermark_ms, int(fill.get('execTime') or 0))
+        self.on_change()
+
+    def on_position(self, ws: BybitWS, positions: list) -> None:
+        with self._lock:
+            for position in positions:
+                if not self._mine(position):
+                    continue
+                cur = position_view(position)
+                key = f"{cur['symbol']}:{cur['idx']}"
+                prev = self.positions.get(key) or flat_position(cur)
+                change = classify_position(prev, cur)
+                if change is None:  # keep the last alerted liq price: slow drift adds up
+                    cur['liq'] = prev['liq'] if prev['size'] != '0' else cur['liq']
+                if cur['size'] == '0':
+                    self.positions.pop(key, None)
+                else:
+                    self.positions[key] = cur
+                if change is None or (position.get('recovered') and self.baseline_pending):
+                    continue
+                if self.cfg.position_notify:
+                    self._emit('position', position, format_position, change, prev, cur,
+                               self._units(cur['symbol']), bool(position.get('recovered')))
+            self.on_change()
+
+    def on_wallet(self, ws: BybitWS, accounts: list) -> None:
+        with self._lock:
+            for account in accounts:
+                for row in account.get('coin') or ():
+                    if row.get('coin') != self._coin or dec(row.get('walletBalance')) is None:
+                        continue
+                    balance = fmt_num(row['walletBalance'])
+                    before = self.wallet.get(self._coin)
+                    self.wallet[self._coin] = balance
+                    if before is None or before == balance or not self.cfg.wallet_notify or (
+                            account.get('recovered') and self.baseline_pending):
+                        continue
+                    # Every fill moves the balance (fee, PnL): one alert per burst, not per fill.
+                    pending = self._wallet_pending
+                    if pending is None:
+                        self._wallet_pending = {'before': before, 'due': time.monotonic() +
+                                                max(self.cfg.exec_coalesce_s, 1.0)}
+                        pending = self._wallet_pending
+                    pending.update(after=balance, account=account, row=row)
+            self._timer.notify_all()
+            self.on_change()
+
+    def _flush_wallet(self) -> None:
+        pending, self._wallet_pending = self._wallet_pending, None
+        if pending and pending['before'] != pending['after']:
+            self._emit('wallet', pending['account'], format_wallet, self._coin, pending['before'],
+                       pending['after'], pending['account'], pending['row'])
+
+    def on_ohlcv(self, ws: BybitWS, candles: list) -> None:
+        with self._lock:
+            for candle in candles:
+                if candle.get('confirm') is not True or str(candle.get('interval')) != \
+                        self.cfg.period:
+                    continue  # unconfirmed updates of the open candle give nothing
+                start = int(candle.get('start') or 0)
+                if start <= self.kline_last_start:
+                    continue
+                self.kline_last_start = start
+                if self.cfg.ohlcv_notify:
+                    self._emit('kline', candle, format_kline, candle, self.cfg.symbol,
+                               self._units(self.cfg.symbol))
+
+    def on_status(self, ws: BybitWS, event: dict) -> None:
+        kind, stream = event.get('event'), event.get('stream')
+        with self._lock:
+            if kind == 'ready' and stream == 'private':
+                self.baseline_pending = False
+            if kind == 'down':
+                # No storm while a connection flaps: one down alert per stream per 10 minutes.
+                clock = time.monotonic()
+                if clock - self._last_down_alert.get(stream, -1e9) < 600:
+                    return
+                self._last_down_alert[stream] = clock
+                self._down_alerted[stream] = True
+            elif kind == 'restored':
+                if not self._down_alerted.pop(stream, False):
+                    return
+            elif kind == 'auth_rejected':
+                if 'auth' in self._alerted_once:
+                    return
+                self._alerted_once.add('auth')
+            elif kind == 'auth_ok':
+                if 'auth' not in self._alerted_once:
+                    return
+                self._alerted_once.discard('auth')
+            elif kind == 'topic_rejected':
+                if event.get('topic') in self._alerted_once:
+                    return
+                self._alerted_once.add(event.get('topic'))
+            elif kind != 'key_expiry':
+                return
+            self._emit('status', event, format_status, event)
+
+    def set_baseline(self, positions: list, accounts: list) -> None:
+        """What the account looked like at a first start: later changes are alerted against it."""
+        with self._lock:
+            baseline, self.baseline_pending = self.baseline_pending, True
+            self.on_position(None, positions)  # type: ignore[arg-type]
+            self.on_wallet(None, accounts)  # type: ignore[arg-type]
+            self.baseline_pending = baseline
+
+    # -- timer and state -------------------------------------------------------------------------
+
+    def _run_timer(self) -> None:
+        with self._lock:
+            while not self._stopped:
+                clock = time.monotonic()
+                for key in [k for k, g in self._groups.items() if g['due'] <= clock]:
+                    self._flush_group(key)
+                if self._wallet_pending and self._wallet_pending['due'] <= clock:
+                    self._flush_wallet()
+                dues = [g['due'] for g in self._groups.values()]
+                if self._wallet_pending:
+                    dues.append(self._wallet_pending['due'])
+                self._timer.wait(max(min(dues) - clock, 0.01) if dues else None)
+
+    def snapshot(self) -> dict:
+        """The state file's content. Taken under the lock that also covers queuing an alert and
+        recording it as alerted, so the two are always saved together."""
+        with self._lock:
+            watermark = self.exec_watermark_ms
+            for group in self._groups.values():  # fills still being grouped are not alerted yet
+                for fill in group['fills']:
+                    watermark = min(watermark, int(fill.get('execTime') or watermark) - 1)
+            wallet = dict(self.wallet)
+            if self._wallet_pending:
+                wallet[self._coin] = self._wallet_pending['before']
+            open_orders = self.open_orders
+            if self.ws is not None:
+                with self.ws._lock:
+                    open_orders = {oid: {k: o.get(k) for k in KEY_FIELDS if k in o}
+                                   for oid, o in self.ws.data['my_open_order'].items()}
+            return {
+                'version': STATE_VERSION, 'saved_at': now_ms(), 'symbol': self.cfg.symbol,
+                'exec_watermark_ms': watermark, 'exec_ids': self.alerted_exec.items(),
+                'orders': dict(self.order_status), 'open_orders': open_orders,
+                'positions': self.positions, 'wallet': wallet,
+                'kline_last_start': self.kline_last_start,
+                'key_expiry_alerted': self.key_expiry_alerted,
+                'outbox': self.sender.pending(),
+            }
+
+
+def main_topics(cfg: Settings) -> list:
+    """Only the topics the enabled alerts need."""
+    topics = [f'kline.{cfg.period}.{cfg.symbol}'] if cfg.ohlcv_notify else []
+    if cfg.has_keys:
+        wanted = (('order', cfg.order_notify), ('execution', cfg.execution_notify),
+                  ('position', cfg.position_notify), ('wallet', cfg.wallet_notify))
+        topics += [topic for topic, on in wanted if on]
+    return topics
+
+
+def explain_key_error(exc: BybitError) -> str:
+    """One line saying why Bybit refused the key and what to do (docs/v5/error.mdx, faq.mdx)."""
+    hints = {
+        10003: 'the key does not exist on this environment: keys are per mainnet, testnet and '
+               'demo; check BYBIT_IS_TESTNET and BYBIT_DEMO',
+        10004: 'the signature is wrong: check BYBIT_API_SECRET',
+        10007: 'authentication failed: check BYBIT_API_KEY and BYBIT_API_SECRET',
+        10010: 'this IP is not in the key\'s IP whitelist',
+        33004: 'the key has expired (keys without an IP binding expire after 90 days): create a '
+               'new read-only key',
+        -2015: 'the key has expired or lacks permissions: create a new read-only key',
+    }
+    return (f'Bybit rejected BYBIT_API_KEY ({exc.code} {exc.message}): '
+            f'{hints.get(exc.code, "check the key")}')
+
+
+def check_key(rest: BybitRest) -> dict:
+    """Read the key's permissions and expiry (GET /v5/user/query-api); warn when it can trade or
+    withdraw. Returns {'summary', 'days_left', 'expires'}."""
+    info = rest.get('/v5/user/query-api')
+    perms = info.get('permissions') or {}
+    granted = {scope: v for scope, v in perms.items() if isinstance(v, list) and v}
+    warnings = []
+    if info.get('readOnly') != 1:
+        warnings.append('it can trade (Read-Write)')
+    if any('Withdraw' in v for v in granted.values()):
+        warnings.append('it can withdraw funds')
+    for warning in warnings:
+        log.warning('API key: %s; this bot only reads, so a Read-Only key is all it needs', warning)
+    days_left, expires = None, str(info.get('expiredAt') or '')
+    try:
+        moment = dt.datetime.fromisoformat(expires.replace('Z', '+00:00'))  # noqa: FURB162 (3.9)
+        days_left = int((moment - dt.datetime.now(UTC)).total_seconds() // 86400)
+    except ValueError:
+        if isinstance(info.get('deadlineDay'), int) and info['deadlineDay'] >= 0 and expires:
+            days_left = info['deadlineDay']
+    summary = 'read-only' if not warnings else 'WARNING: ' + ', '.join(warnings)
+    if days_left is not None:
+        summary += f', expires in {days_left} day(s)'
+        log.info('API key %s', summary)
+    elif info.get('ips'):
+        summary += ', IP-bound (no expiry)'
+    return {'summary': summary, 'days_left': days_left, 'expires': expires}
+
+
+def describe_position(rows: list, units_of: Callable[[str], Units]) -> str:
+    lines = []
+    for row in rows:
+        view = position_view(row)
+        if view['size'] != '0':
+            side = 'Long' if view['side'] == 'Buy' else 'Short'
+            units = units_of(view['symbol'])
+            lines.append(f"{view['symbol']} {side} {view['size']} {units.qty} @ {view['entry']}, "
+                         f"uPnL {view['upnl']} {units.value}")
+    return '\n'.join(lines) or 'flat'
+
+
+def describe_balance(accounts: list, coin: str) -> str:
+    for account in accounts:
+        for row in account.get('coin') or ():
+            if row.get('coin') == coin:
+                return f"{fmt_num(row.get('walletBalance'))} {coin} (equity {fmt_num(row.get('equity'))})"
+    return f'0 {coin}'
+
+
+def main() -> int:
+    try:
+        cfg = load_settings()
+    except SettingError as exc:
+        print(f'bybit_ws_notify: bad setting: {redact(str(exc))}', file=sys.stderr)
+        return 2
+    setup_logging(cfg.log_level)
+    register_secret(cfg.api_secret)
+    started = time.monotonic()
+    store = StateFile(cfg.state_file)
+    state = store.load()
+    backlog = _state_get(state or {}, 'outbox', list, [])
+    if cfg.discord_notify:
+        sender: Any = DiscordSender(cfg.webhook_url, ban_cooldown_s=cfg.ban_cooldown_s,
+                                    backlog=[i for i in backlog if isinstance(i, dict) and
+                                             isinstance(i.get('embed'), dict)])
+    else:
+        sender = ConsoleSender()
+        for item in backlog:
+            if isinstance(item, dict) and isinstance(item.get('embed'), dict):
+                sender.send(item['embed'])
+    notifier = Notifier(cfg, sender, state)
+    saver = StateSaver(store, notifier.snapshot)
+    notifier.on_change = sender.on_change = saver.request
+
+    topics = main_topics(cfg)
+    if not topics:
+        log.error('nothing to watch: set BYBIT_API_KEY/BYBIT_API_SECRET or BYBIT_OHLCV_NOTIFY=true')
+        return 2
+    env = 'demo' if cfg.demo else 'testnet' if cfg.is_testnet else 'mainnet'
+    watch = {'symbol': cfg.symbol, 'category': cfg.category, 'env': env,
+             'alerts': [name for name, on in (
+                 ('orders', cfg.order_notify), ('fills', cfg.execution_notify),
+                 ('positions', cfg.position_notify), ('balance', cfg.wallet_notify))
+                 if on and cfg.has_keys] + ([f'{period_label(cfg.period)} candles']
+                                            if cfg.ohlcv_notify else [])}
+    if backlog:
+        watch['backlog'] = f'{len(backlog)} alert(s) from the last run, delivered first'
+    rest = BybitRest(cfg.rest_url, cfg.api_key, cfg.api_secret)
+    key = None
+    if cfg.has_keys:
+        try:
+            key = check_key(rest)
+            watch['api_key'] = key['summary']
+            positions = rest.get('/v5/position/list', {'category': cfg.category,
+                                                       'symbol': cfg.symbol}).get('list') or [] \
+                if cfg.category != 'spot' else []
+            accounts = rest.get('/v5/account/wallet-balance', {
+                'accountType': 'UNIFIED', 'coin': settle_coin(cfg.category, cfg.symbol)}
+            ).get('list') or []
+            watch['position'] = describe_position(positions, notifier._units) \
+                if cfg.category != 'spot' else ''
+            watch['balance'] = describe_balance(accounts, settle_coin(cfg.category, cfg.symbol))
+            if notifier.fresh:
+                notifier.set_baseline(positions, accounts)
+        except BybitError as exc:
+            if exc.key_rejected:
+                log.error(explain_key_error(exc))
+                return 2
+            log.warning('could not read the account at startup (%s); going on', exc)
+    else:
+        log.info('no API keys: running public-only (closed %s candles of %s)', cfg.period,
+                 cfg.symbol)
+
+    ws = BybitWS(cfg.api_key, cfg.api_secret, cfg.is_testnet, cfg.symbol, topics,
+                 notifier.callbacks(), category=cfg.category, public_url=cfg.public_url,
+                 private_url=cfg.private_url, rest_url=cfg.rest_url, demo=cfg.demo,
+                 period=cfg.period, ping_interval_s=cfg.ping_interval_s,
+                 watchdog_s=cfg.watchdog_s, down_alert_s=cfg.down_alert_s, autostart=False)
+    ws.rest = rest
+    notifier.ws = ws
+    ws.seed(exec_watermark_ms=notifier.exec_watermark_ms, exec_ids=notifier.alerted_exec.items(),
+            open_orders={k: v for k, v in notifier.open_orders.items() if isinstance(v, dict)},
+            position_symbols=[v['symbol'] for v in notifier.positions.values()
+                              if isinstance(v, dict) and 'symbol' in v])
+
+    stop = threading.Event()
+    stop_reason = ['']
+
+    def on_signal(signum: int, frame: Any) -> None:
+        if stop.is_set() and signum == signal.SIGINT:
+            os._exit(130)  # a second Ctrl-C: leave at once (the state file was kept up to date)
+        stop_reason[0] = signal.Signals(signum).name
+        stop.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    saver.start()
+    sender.start()
+    notifier.start()
+    ws.start()
+    log.info('watching %s %s on %s: %s', cfg.symbol, cfg.category, env, ', '.join(topics))
+
+    if cfg.has_keys and any(is_private_topic(t) for t in topics):
+        deadline = time.monotonic() + 20
+        while not stop.is_set() and time.monotonic() < deadline:
+            result = ws.wait_authenticated(0.2)
+            if result == 'rejected':
+                ws.close()
+                saver.stop()
+                log.error('stopping: the API key was rejected at startup (see above)')
+                return 2
+            if result == 'ok':
+                break
+    if not stop.is_set():
+        sender.send(format_startup(watch))
+
+    next_key_check = time.monotonic() + 86400
+    while not stop.wait(60):
+        if key is not None and time.monotonic() >= next_key_check:
+            next_key_check = time.monotonic() + 86400
+            try:
+                key = check_key(rest)
+            except BybitError as exc:
+                log.warning('daily API key check failed: %s', exc)
+                continue
+        if key and key['days_left'] is not None and key['days_left'] <= 7 and \
+                notifier.key_expiry_alerted != key['expires']:
+            notifier.key_expiry_alerted = key['expires']
+            notifier.on_status(ws, {'event': 'key_expiry', 'days': key['days_left'],
+                                    'expires': key['expires']})
+
+    log.info('stopping (%s): flushing alerts', stop_reason[0] or 'stop')
+    ws.close()
+    notifier.stop()
+    sender.send(format_shutdown(stop_reason[0] or 'stop', time.monotonic() - started))
+    delivered = sender.stop(timeout_s=10)
+    saver.stop()
+    if not delivered:
+        log.warning('%d alert(s) not delivered yet; kept in %s for the next start',
+                    len(sender.pending()), cfg.state_file)
+    log.info('stopped')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
