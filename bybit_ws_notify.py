@@ -677,6 +677,18 @@ def _parse_levels(levels: Any, sign: float) -> list:
     return parsed
 
 
+def _items(data: Any, key: str, topic: str) -> list:
+    """The dicts of a frame's data list that carry `key`; the others are logged and left out, so
+    one malformed item does not cost the good ones their alert."""
+    if type(data) is not list:
+        raise ValueError(f'{topic}: data is not a list')
+    good = [item for item in data if type(item) is dict and item.get(key) not in (None, '')]
+    if len(good) < len(data):
+        log_throttled(logging.WARNING, f'items-{topic}', '%s: ignored %d item(s) without %s: %s',
+                      trim(topic, 40), len(data) - len(good), key, trim(json.dumps(data), 200))
+    return good
+
+
 def _apply_levels(keys: list, levels: list, updates: list) -> None:
     # V5 delta rules (docs/v5/websocket/public/orderbook.mdx): size 0 deletes the level, an unknown
     # price inserts it, a known one is updated. keys stay sorted, so levels stay best-first.
@@ -849,13 +861,17 @@ class BybitWS:
                 ws = websocket.create_connection(
                     st.url, timeout=10, enable_multithread=True, skip_utf8_validation=True)
             except Exception as exc:  # noqa: BLE001 (DNS, refused, TLS verify, HTTP upgrade error)
-                reason = f'connect failed: {type(exc).__name__}: {trim(redact(str(exc)), 200)}'
+                text = str(exc).split(' -+-+- ')[0]  # a bad handshake status quotes every header
+                reason = f'connect failed: {type(exc).__name__}: {trim(redact(text), 200)}'
             else:
                 try:
-                    # Both a silent peer and a blocked send end after watchdog_s at the latest.
-                    ws.settimeout(self.watchdog_s)
+                    # The heartbeat's watchdog aborts a silent connection; the socket timeout is
+                    # the backstop, and also ends a send blocked on a dead peer.
+                    ws.settimeout(self.watchdog_s + 5)
                     self._on_open(st, ws)
                     reason = self._recv_loop(st, ws)
+                except websocket.WebSocketTimeoutException:
+                    reason = f'nothing received for {self.watchdog_s + 5:.0f} s (no data, no pong)'
                 except Exception as exc:  # noqa: BLE001 (any failure means: reconnect)
                     reason = f'{type(exc).__name__}: {trim(redact(str(exc)), 200)}'
                 finally:
@@ -918,6 +934,7 @@ class BybitWS:
             st.ever_up, st.down_since, st.down_reported = True, None, False
             self.data['connection'] = all(s.ready for s in self._streams)
         log.info('%s stream ready: %s', st.kind, ', '.join(st.topics) or 'no topics')
+        self._emit_status({'event': 'ready', 'stream': st.kind, 'first': first})
         if not first and down_since is not None:
             self._emit_status({'event': 'restored', 'stream': st.kind, 'reported': reported,
                                'down_s': time.monotonic() - down_since,
@@ -1175,18 +1192,23 @@ class BybitWS:
         self._call('instrument', ticker)
 
     def _on_kline(self, topic: str, msg: dict) -> None:
-        candles = msg['data']
+        candles = []
+        for candle in _items(msg['data'], 'start', topic):
+            try:  # parse before anything is stored: a bad candle must not poison the next ones
+                candles.append((int(candle['start']), candle))
+            except (TypeError, ValueError):
+                log_throttled(logging.WARNING, 'kline-start', '%s: ignored a candle with start=%r',
+                              trim(topic, 40), trim(candle['start'], 40))
         with self._lock:
             ohlcv = self.data['ohlcv']
-            for candle in candles:
-                if candle.get('confirm') is True and (
-                        not ohlcv or int(candle['start']) > int(ohlcv[-1]['start'])):
-                    ohlcv.append(candle)
+            for start, candle in candles:
+                if candle.get('confirm') is True and (not ohlcv or start > ohlcv[-1]['start']):
+                    ohlcv.append(dict(candle, start=start))
             self.data['timestamp']['ohlcv'] = msg.get('ts')
-        self._call('ohlcv', candles)
+        self._call('ohlcv', [candle for _, candle in candles])
 
     def _on_order(self, topic: str, msg: dict) -> None:
-        self._apply_orders(msg['data'])
+        self._apply_orders(_items(msg['data'], 'orderId', topic))
 
     def _apply_orders(self, orders: list) -> None:
         with self._lock:
@@ -1204,7 +1226,7 @@ class BybitWS:
         self._call('order', orders)
 
     def _on_execution(self, topic: str, msg: dict) -> None:
-        self._apply_executions(msg['data'])
+        self._apply_executions(_items(msg['data'], 'execId', topic))
 
     def _apply_executions(self, fills: list) -> int:
         """Keep the fills not seen before (by execId) and pass them on; returns how many."""
@@ -1223,7 +1245,7 @@ class BybitWS:
         return len(fresh)
 
     def _on_position(self, topic: str, msg: dict) -> None:
-        self._apply_positions(msg['data'])
+        self._apply_positions(_items(msg['data'], 'symbol', topic))
 
     def _apply_positions(self, positions: list) -> None:
         with self._lock:
@@ -1237,7 +1259,7 @@ class BybitWS:
         self._call('position', positions)
 
     def _on_wallet(self, topic: str, msg: dict) -> None:
-        self._apply_wallet(msg['data'])
+        self._apply_wallet(_items(msg['data'], 'coin', topic))
 
     def _apply_wallet(self, accounts: list) -> None:
         with self._lock:
