@@ -96,6 +96,8 @@ log = logging.getLogger('bybit_ws_notify')
 UTC = dt.timezone.utc  # noqa: UP017 (dt.UTC needs Python 3.11; this file runs on 3.9+)
 
 PERIODS = ('1', '3', '5', '15', '30', '60', '120', '240', '360', '720', 'D', 'W', 'M')
+PERIOD_MS = {**{p: int(p) * 60_000 for p in PERIODS if p.isdigit()},
+             'D': 86_400_000, 'W': 7 * 86_400_000}
 CATEGORIES = ('inverse', 'linear', 'spot')
 PRIVATE_TOPICS = ('order', 'execution', 'position', 'wallet', 'greeks')
 _TRUE, _FALSE = ('1', 'true', 'yes', 'on'), ('0', 'false', 'no', 'off', '')
@@ -645,6 +647,7 @@ class _Stream:
         self.req_seq = 0
         self.ever_up = False
         self.down_since: float | None = time.monotonic()
+        self.down_wall_ms = now_ms()
         self.down_reported = False
         self.auth_rejected = False
         self.clock_checked = False
@@ -921,7 +924,7 @@ class BybitWS:
             st.ws = None
             st.authed = st.ready = False
             if st.down_since is None:
-                st.down_since = time.monotonic()
+                st.down_since, st.down_wall_ms = time.monotonic(), now_ms()
             self.data['connection'] = False
         if st.ever_up or not st.auth_rejected:
             log.warning('%s stream down (%s); reconnecting in %.1f s', st.kind, reason, retry_s)
@@ -976,6 +979,9 @@ class BybitWS:
         if st.kind == 'private':
             self._submit(lambda: self._recover_private(st))
         else:
+            if st.ever_up:
+                since_ms = st.down_wall_ms
+                self._submit(lambda: self._backfill_klines(st, since_ms))
             self._on_ready(st)
 
     def _heartbeat(self) -> None:
@@ -1289,6 +1295,35 @@ class BybitWS:
             self._submit(lambda: self._recover_private(st) if st.ready else None, delay_s=30)
         if st.ready:
             self._on_ready(st, recovered)
+
+    def _backfill_klines(self, st: _Stream, down_since_ms: int) -> None:
+        """Candles that closed while the public stream was down, from GET /v5/market/kline."""
+        for topic in st.topics:
+            parts = topic.split('.')
+            interval_ms = PERIOD_MS.get(parts[1]) if len(parts) == 3 else None
+            if parts[0] != 'kline' or interval_ms is None:  # months vary in length: skipped
+                continue
+            with self._lock:
+                ohlcv = self.data['ohlcv']
+                last = ohlcv[-1]['start'] if ohlcv else down_since_ms - interval_ms
+            try:
+                rows = self.rest.get('/v5/market/kline', {
+                    'category': self.category, 'symbol': parts[2], 'interval': parts[1],
+                    'start': last + 1, 'limit': 200}, signed=False).get('list') or []
+            except BybitError as exc:
+                log.warning('could not read the candles missed while disconnected: %s', exc)
+                continue
+            now = now_ms() + self.rest.clock_offset_ms
+            candles = [{'start': int(r[0]), 'end': int(r[0]) + interval_ms - 1,
+                        'interval': parts[1], 'open': r[1], 'high': r[2], 'low': r[3],
+                        'close': r[4], 'volume': r[5], 'turnover': r[6] if len(r) > 6 else '',
+                        'confirm': True, 'recovered': True}
+                       for r in rows if int(r[0]) > last and int(r[0]) + interval_ms <= now]
+            candles.sort(key=lambda candle: candle['start'])
+            if candles:
+                log.info('recovered %d candle(s) of %s closed while disconnected', len(candles),
+                         topic)
+                self._on_kline(topic, {'data': candles})
 
     def _backfill_executions(self) -> int:
         with self._lock:
@@ -1896,14 +1931,15 @@ def format_position(change: str, prev: dict, cur: dict, units: Units,
         title = f"Position closed: {cur['symbol']} (was {direction} {prev['size']} {units.qty})"
     fields = [_field('Side', direction if change != 'closed' else 'Flat'),
               _field('Size', f"{prev['size']} → {cur['size']} {units.qty}"),
-              _field('Entry', cur['entry']), _field('Mark', cur['mark']),
-              _field('Liq. price', cur['liq']),
+              _field('Entry', shown['entry']), _field('Mark', cur['mark']),
+              _field('Liq. price', cur['liq'] if _set(cur['liq']) else '-'),
               _field('Unrealised PnL', f"{cur['upnl']} {units.value}"),
               _field('Realised PnL', f"{cur['realised']} {units.value}")]
-    if cur['tp'] != '0' or prev['tp'] != cur['tp']:
-        fields.append(_field('Take profit', cur['tp']))
-    if cur['sl'] != '0' or prev['sl'] != cur['sl']:
-        fields.append(_field('Stop loss', cur['sl']))
+    for name, key in (('Take profit', 'tp'), ('Stop loss', 'sl')):
+        if _set(cur[key]):
+            fields.append(_field(name, cur[key]))
+        elif _set(prev[key]) and change != 'closed':
+            fields.append(_field(name, f"removed (was {prev[key]})"))
     if cur['leverage'] != '-':
         fields.append(_field('Leverage', f"{cur['leverage']}x"))
     color = {'closed': COLOR['muted'], 'flipped': COLOR['warn'], 'reduced': COLOR['info'],
@@ -1945,7 +1981,8 @@ def format_kline(candle: dict, symbol: str, units: Units) -> dict:
                    _field('Low', fmt_num(candle.get('low'))), _field('Close', fmt_num(close)),
                    _field('Volume', f"{fmt_num(candle.get('volume'))} {units.qty}"),
                    _field('Change', change_text)],
-        'footer': _footer(f"{label} candle from {fmt_time_ms(candle.get('start'))}"),
+        'footer': _footer(f"{label} candle from {fmt_time_ms(candle.get('start'))}",
+                          RECOVERED_NOTE if candle.get('recovered') else ''),
         'timestamp': iso_ms(candle.get('start')),
     }
 

@@ -189,3 +189,39 @@ def test_orders_changed_while_away_are_reconciled(bybit, discord, run_bot):
     assert any(r['path'] == '/v5/order/history' and r['query'].get('orderId') == 'rest-2'
                for r in bybit.rest_requests)
     clean(discord)
+
+
+def test_candles_closed_during_a_public_outage_are_recovered(bybit, discord, run_bot):
+    bot = run_bot()
+    started(bybit, discord, bot)
+    topic = 'kline.1.BTCUSDT'
+    bybit.wait_subscribed(topic)
+    now = bybit.server_time_ms()
+    minute = 60_000
+    first = bybit.make_kline(start=now - now % minute - 3 * minute, close='100', confirm=True)
+    first['end'] = first['start'] + minute - 1
+    bybit.klines.append(first)
+    bybit.push_public(topic, [first])
+    wait_title(discord, r'^BTCUSDT 1m closed: 100 ')
+
+    bybit.reject_handshake_status = 503
+    bybit.drop('public')
+    missed = []
+    for n in (1, 2):   # two candles close while the bot cannot connect
+        candle = bybit.make_kline(start=first['start'] + n * minute, close=str(100 + n),
+                                  confirm=True)
+        candle['end'] = candle['start'] + minute - 1
+        bybit.klines.append(candle)
+        missed.append(candle)
+    time.sleep(1)
+    bybit.reject_handshake_status = None
+    bot.wait_log('recovered 2 candle', timeout=15)
+    wait_title(discord, r'^BTCUSDT 1m closed: 102 ')
+    closed = [e for e in discord.embeds() if ' closed: ' in e.get('title', '')]
+    assert [e['title'].split(': ')[1].split(' ')[0] for e in closed] == ['100', '101', '102']
+    assert all('recovered after a disconnect' in e['footer']['text'] for e in closed[1:])
+    # The stream pushes the last one again as it resumes: still one alert per candle.
+    bybit.push_public(topic, [missed[-1]])
+    time.sleep(1)
+    assert sum(' closed: ' in e.get('title', '') for e in discord.embeds()) == 3
+    clean(discord)
