@@ -641,7 +641,7 @@ class _Stream:
     def __init__(self, kind: str, url: str, topics: list):
         self.kind, self.url, self.topics = kind, url, list(topics)
         self.ws: websocket.WebSocket | None = None
-        self.last_recv = self.last_ping = 0.0
+        self.last_recv = self.last_ping = self.opened_at = 0.0
         self.authed = self.ready = False
         self.pending: collections.OrderedDict = collections.OrderedDict()  # req_id -> topic
         self.req_seq = 0
@@ -722,6 +722,7 @@ class BybitWS:
     """
 
     auth_retry_s = 300.0
+    ack_timeout_s = 15.0
     backoff_base_s, backoff_cap_s = 1.0, 60.0
 
     def __init__(self, api_key: str, api_secret: str, is_testnet: bool = False,
@@ -819,6 +820,11 @@ class BybitWS:
         with self._lock:
             return {'bids': list(self._bids), 'asks': list(self._asks)}
 
+    def open_orders(self) -> dict:
+        """A copy of data['my_open_order'], taken under the lock."""
+        with self._lock:
+            return dict(self.data['my_open_order'])
+
     def wait_authenticated(self, timeout: float) -> str | None:
         """'ok' or 'rejected' for the first private auth, None if no answer came in time."""
         self._auth_event.wait(timeout)
@@ -894,7 +900,7 @@ class BybitWS:
     def _on_open(self, st: _Stream, ws: websocket.WebSocket) -> None:
         with self._lock:
             st.ws = ws
-            st.last_recv = st.last_ping = time.monotonic()
+            st.last_recv = st.last_ping = st.opened_at = time.monotonic()
             st.authed = st.ready = False
             st.pending.clear()
         log.info('%s stream connected to %s', st.kind, st.url)
@@ -938,7 +944,7 @@ class BybitWS:
             self.data['connection'] = all(s.ready for s in self._streams)
         log.info('%s stream ready: %s', st.kind, ', '.join(st.topics) or 'no topics')
         self._emit_status({'event': 'ready', 'stream': st.kind, 'first': first})
-        if not first and down_since is not None:
+        if down_since is not None and (reported or not first):
             self._emit_status({'event': 'restored', 'stream': st.kind, 'reported': reported,
                                'down_s': time.monotonic() - down_since,
                                'recovered_fills': recovered_fills})
@@ -974,6 +980,15 @@ class BybitWS:
         for req_id, topic in requests_:
             self._send(st, {'req_id': req_id, 'op': 'subscribe', 'args': [topic]})
 
+    def _ack_timeout(self, st: _Stream) -> None:
+        with self._lock:
+            waiting = list(st.pending.values())
+            st.pending.clear()
+        if waiting:
+            log.warning('%s stream: no subscribe ack for %s within %.0f s; carrying on', st.kind,
+                        ', '.join(waiting), self.ack_timeout_s)
+            self._stream_ready(st)
+
     def _stream_ready(self, st: _Stream) -> None:
         st.ready = True
         if st.kind == 'private':
@@ -1000,6 +1015,8 @@ class BybitWS:
                     elif clock - st.last_ping >= self.ping_interval_s:
                         st.last_ping = clock
                         self._send(st, {'op': 'ping'})
+                    if st.pending and not st.ready and clock - st.opened_at > self.ack_timeout_s:
+                        self._ack_timeout(st)
                 if (st.down_since is not None and not st.down_reported and not st.auth_rejected
                         and clock - st.down_since >= self.down_alert_s):
                     st.down_reported = True
@@ -1361,8 +1378,7 @@ class BybitWS:
             for row in self.rest.get_all('/v5/order/realtime', {'category': self.category, **extra},
                                          limit=50, max_pages=20):
                 open_now[row['orderId']] = row
-        with self._lock:
-            known = dict(self.data['my_open_order'])
+        known = self.open_orders()
         changed = [row for order_id, row in open_now.items()
                    if known.get(order_id, {}).get('orderStatus') != row.get('orderStatus')]
         finals = []
@@ -2411,11 +2427,9 @@ class Notifier:
             wallet = dict(self.wallet)
             if self._wallet_pending:
                 wallet[self._coin] = self._wallet_pending['before']
-            open_orders = self.open_orders
-            if self.ws is not None:
-                with self.ws._lock:
-                    open_orders = {oid: {k: o.get(k) for k in KEY_FIELDS if k in o}
-                                   for oid, o in self.ws.data['my_open_order'].items()}
+            open_orders = self.open_orders if self.ws is None else {
+                oid: {k: o[k] for k in KEY_FIELDS if k in o}
+                for oid, o in self.ws.open_orders().items()}
             return {
                 'version': STATE_VERSION, 'saved_at': now_ms(), 'symbol': self.cfg.symbol,
                 'exec_watermark_ms': watermark, 'exec_ids': self.alerted_exec.items(),
@@ -2610,19 +2624,20 @@ def main() -> int:
         sender.send(format_startup(watch))
 
     next_key_check = time.monotonic() + 86400
-    while not stop.wait(60):
+    while True:
+        if key and key['days_left'] is not None and key['days_left'] <= 7 and \
+                notifier.key_expiry_alerted != key['expires']:
+            notifier.key_expiry_alerted = key['expires']
+            notifier.on_status(ws, {'event': 'key_expiry', 'days': key['days_left'],
+                                    'expires': key['expires']})
+        if stop.wait(60):
+            break
         if key is not None and time.monotonic() >= next_key_check:
             next_key_check = time.monotonic() + 86400
             try:
                 key = check_key(rest)
             except BybitError as exc:
                 log.warning('daily API key check failed: %s', exc)
-                continue
-        if key and key['days_left'] is not None and key['days_left'] <= 7 and \
-                notifier.key_expiry_alerted != key['expires']:
-            notifier.key_expiry_alerted = key['expires']
-            notifier.on_status(ws, {'event': 'key_expiry', 'days': key['days_left'],
-                                    'expires': key['expires']})
 
     log.info('stopping (%s): flushing alerts', stop_reason[0] or 'stop')
     ws.close()

@@ -1,0 +1,120 @@
+"""Security: TLS is verified, the key's permissions and expiry are read, the bot only sends GETs."""
+
+from __future__ import annotations
+
+import datetime as dt
+import http.server
+import shutil
+import ssl
+import subprocess
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import assert_no_secrets
+from test_e2e import clean, started, wait_title
+from websockets.sync.server import serve
+
+
+@pytest.fixture
+def self_signed(tmp_path: Path) -> ssl.SSLContext:
+    """A server TLS context with a certificate for localhost that no CA signed."""
+    if shutil.which('openssl') is None:
+        pytest.skip('openssl is needed to make a self-signed certificate')
+    cert, key = tmp_path / 'cert.pem', tmp_path / 'key.pem'
+    subprocess.run(['openssl', 'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1',
+                    '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost',
+                    '-keyout', str(key), '-out', str(cert)], check=True, capture_output=True)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    return context
+
+
+@pytest.fixture
+def tls_ws_url(self_signed: ssl.SSLContext) -> Iterator[tuple[str, list]]:
+    handshakes: list = []
+
+    def handler(connection) -> None:
+        handshakes.append(connection.request.path)
+        for _ in connection:
+            pass
+
+    with serve(handler, 'localhost', 0, ssl=self_signed) as server:
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        yield f'wss://localhost:{server.socket.getsockname()[1]}/v5/public/linear', handshakes
+        server.shutdown()
+
+
+@pytest.fixture
+def tls_rest_url(self_signed: ssl.SSLContext) -> Iterator[tuple[str, list]]:
+    hits: list = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            hits.append(self.path)
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b'{"retCode":0,"result":{}}')
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(('localhost', 0), Handler)
+    server.socket = self_signed.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f'https://localhost:{server.server_address[1]}', hits
+    server.shutdown()
+
+
+def test_websocket_tls_is_verified(bybit, discord, run_bot, tls_ws_url):
+    url, handshakes = tls_ws_url
+    bot = run_bot(BYBIT_API_KEY=None, BYBIT_API_SECRET=None, BYBIT_WS_PUBLIC_URL=url)
+    line = bot.wait_log('public stream down', timeout=15)
+    assert 'CERTIFICATE_VERIFY_FAILED' in line or 'SSLCertVerificationError' in line
+    assert handshakes == []          # no websocket upgrade ever reached the untrusted server
+
+
+def test_rest_tls_is_verified(bybit, discord, run_bot, tls_rest_url):
+    url, hits = tls_rest_url
+    bot = run_bot(BYBIT_REST_URL=url)
+    line = bot.wait_log('could not read the account at startup', timeout=15)
+    assert 'SSLError' in line
+    assert hits == []
+    assert_no_secrets(bot.output, bybit.api_secret, discord.token)
+
+
+def test_key_that_can_trade_warns_and_expiry_is_alerted(bybit, discord, run_bot):
+    expires = dt.datetime.now(dt.UTC) + dt.timedelta(days=5, hours=1)
+    bybit.api_key_info.update(
+        readOnly=0, expiredAt=expires.strftime('%Y-%m-%dT%H:%M:%SZ'), deadlineDay=5,
+        permissions=dict(bybit.api_key_info['permissions'], ContractTrade=['Order', 'Position'],
+                         Wallet=['AccountTransfer', 'Withdraw']))
+    bot = run_bot()
+    started(bybit, discord, bot)
+    bot.wait_log('API key: it can trade')
+    bot.wait_log('API key: it can withdraw funds')
+    embed = wait_title(discord, r'^API key expires in 5 day\(s\)')
+    assert '90 days' in embed['description']
+    startup = wait_title(discord, 'bybit-ws-notify started')
+    key_field = next(f['value'] for f in startup['fields'] if f['name'] == 'API key')
+    assert 'can trade' in key_field and 'expires in 5 day(s)' in key_field
+    clean(discord)
+
+
+def test_only_get_requests_reach_the_rest_api(bybit, discord, run_bot):
+    bot = run_bot()
+    started(bybit, discord, bot)
+    bybit.reject_handshake_status = 503
+    bybit.drop('private')          # recovery reads everything back over REST
+    bybit.add_execution(bybit.make_execution(), push=False)
+    wait_title(discord, 'Private stream down')
+    bybit.reject_handshake_status = None
+    wait_title(discord, 'Private stream restored', timeout=15)
+    paths = {r['path'] for r in bybit.rest_requests}
+    assert {'/v5/user/query-api', '/v5/execution/list', '/v5/order/realtime',
+            '/v5/position/list', '/v5/account/wallet-balance'} <= paths
+    assert {r['method'] for r in bybit.rest_requests} == {'GET'}
+    assert bybit.rest_violations == []
+    assert not any('dcp' in topic for subs in bybit.subscriptions() for topic in subs)
