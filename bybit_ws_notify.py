@@ -1460,7 +1460,8 @@ def fit_embed(embed: dict) -> list:
     head['title'] = title
     if embed.get('description'):
         head['description'] = _cut(embed['description'], DESCRIPTION_CHARS)
-    footer = (embed.get('footer') or {}).get('text')
+    footer = _cut((embed.get('footer') or {}).get('text') or '', FOOTER_CHARS)
+    budget = MESSAGE_CHARS - 300 - len(footer)
     fields = [{'name': _cut(f.get('name') or '-', FIELD_NAME_CHARS) or '-',
                'value': _cut(f.get('value') if f.get('value') not in (None, '') else '-',
                              FIELD_VALUE_CHARS) or '-',
@@ -1468,14 +1469,14 @@ def fit_embed(embed: dict) -> list:
     parts, current = [], dict(head, fields=[])
     for field in fields:
         if len(current['fields']) >= FIELDS_PER_EMBED or (
-                embed_size(current) + len(field['name']) + len(field['value']) > MESSAGE_CHARS - 300):
+                embed_size(current) + len(field['name']) + len(field['value']) > budget):
             parts.append(current)
             current = {k: v for k, v in head.items() if k != 'description'}
             current.update(title=_cut(f'{title} (cont.)', TITLE_CHARS), fields=[])
         current['fields'].append(field)
     parts.append(current)
     if footer:
-        parts[-1]['footer'] = {'text': _cut(footer, FOOTER_CHARS)}
+        parts[-1]['footer'] = {'text': footer}
     return parts
 
 
@@ -2524,6 +2525,17 @@ def main() -> int:
         return 2
     setup_logging(cfg.log_level)
     register_secret(cfg.api_secret)
+    stop = threading.Event()
+    stop_reason = ['']
+
+    def on_signal(signum: int, frame: Any) -> None:
+        if stop.is_set() and signum == signal.SIGINT:
+            os._exit(130)  # a second Ctrl-C: leave at once (the state file was kept up to date)
+        stop_reason[0] = signal.Signals(signum).name
+        stop.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
     started = time.monotonic()
     store = StateFile(cfg.state_file)
     state = store.load()
@@ -2592,17 +2604,6 @@ def main() -> int:
             position_symbols=[v['symbol'] for v in notifier.positions.values()
                               if isinstance(v, dict) and 'symbol' in v])
 
-    stop = threading.Event()
-    stop_reason = ['']
-
-    def on_signal(signum: int, frame: Any) -> None:
-        if stop.is_set() and signum == signal.SIGINT:
-            os._exit(130)  # a second Ctrl-C: leave at once (the state file was kept up to date)
-        stop_reason[0] = signal.Signals(signum).name
-        stop.set()
-
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
     saver.start()
     sender.start()
     notifier.start()
