@@ -685,7 +685,8 @@ def _items(data: Any, key: str, topic: str) -> list:
     one malformed item does not cost the good ones their alert."""
     if type(data) is not list:
         raise ValueError(f'{topic}: data is not a list')
-    good = [item for item in data if type(item) is dict and item.get(key) not in (None, '')]
+    good = [item for item in data if type(item) is dict and
+            isinstance(item.get(key), (str, int)) and item[key] != '']
     if len(good) < len(data):
         log_throttled(logging.WARNING, f'items-{topic}', '%s: ignored %d item(s) without %s: %s',
                       trim(topic, 40), len(data) - len(good), key, trim(json.dumps(data), 200))
@@ -747,7 +748,8 @@ class BybitWS:
         self._bids: list = []
         self._asks: list = []
         self._book_ready = False
-        self._book_suffix = f'.{self.symbol}'
+        self._symbol_suffix = f'.{self.symbol}'
+        self._book_topic = ''
         self.data: dict = {
             'connection': False,
             'last_price': 0,
@@ -780,6 +782,9 @@ class BybitWS:
         public, private, rest = default_urls(self.category, is_testnet, demo)
         self.rest = BybitRest(rest_url or rest, self._api_key, self._api_secret)
         topics = self._channels(channel)
+        depths = [t for t in topics if t.startswith('orderbook.') and t.endswith(self._symbol_suffix)]
+        if depths:  # data['board_snapshot'] follows one depth; a depth-1 feed must not cut it
+            self._book_topic = max(depths, key=lambda t: int(t.split('.')[1]))
         public_topics = [t for t in topics if not is_private_topic(t)]
         private_topics = [t for t in topics if is_private_topic(t)]
         self._streams: list = []
@@ -1171,7 +1176,7 @@ class BybitWS:
         kind = msg.get('type')
         bids = _parse_levels(book.get('b', ()), -1.0)  # negated: ascending keys = best bid first
         asks = _parse_levels(book.get('a', ()), 1.0)
-        if topic.endswith(self._book_suffix):
+        if topic == self._book_topic:
             with self._lock:
                 if kind == 'snapshot' or book.get('u') == 1:  # u == 1: service restart, overwrite
                     for keys, levels, updates in ((self._bid_keys, self._bids, bids),
@@ -1191,26 +1196,33 @@ class BybitWS:
         self._call('orderbook', book)
 
     def _on_trade(self, topic: str, msg: dict) -> None:
-        trades = msg['data']
+        trades = _items(msg['data'], 'p', topic)
         last = float(trades[-1]['p']) if trades else None
-        with self._lock:
-            self.data['execution'].extend(trades)
-            if last is not None:
-                self.data['last_price'] = last
-            self.data['timestamp']['trade'] = msg.get('ts')
+        if last is not None and not 0 < last < math.inf:
+            raise ValueError(f'trade price {trim(trades[-1]["p"], 40)}')
+        if topic.endswith(self._symbol_suffix):
+            with self._lock:
+                self.data['execution'].extend(trades)
+                if last is not None:
+                    self.data['last_price'] = last
+                self.data['timestamp']['trade'] = msg.get('ts')
         self._call('trade', trades)
 
     def _on_ticker(self, topic: str, msg: dict) -> None:
         ticker = msg['data']
-        last = ticker.get('lastPrice')
-        if topic.endswith(self._book_suffix):
-            with self._lock:
+        if type(ticker) is not dict:
+            raise ValueError(f'{topic}: data is not an object')
+        last = float(ticker['lastPrice']) if ticker.get('lastPrice') else None
+        if last is not None and not 0 < last < math.inf:
+            raise ValueError(f'lastPrice {trim(ticker["lastPrice"], 40)}')
+        if topic.endswith(self._symbol_suffix):
+            with self._lock:  # parsed above: a bad frame leaves data untouched
                 instrument = self.data['instrument']
                 if msg.get('type') == 'snapshot':  # deltas carry only the fields that changed
                     instrument.clear()
                 instrument.update(ticker)
-                if last:
-                    self.data['last_price'] = float(last)
+                if last is not None:
+                    self.data['last_price'] = last
                 self.data['timestamp']['instrument'] = msg.get('ts')
         self._call('instrument', ticker)
 
@@ -1256,10 +1268,10 @@ class BybitWS:
         fresh = []
         with self._lock:
             for fill in fills:
+                exec_ms = int(dec(fill.get('execTime')) or 0)  # parsed before the fill is marked
                 if self._seen_exec.add(fill['execId']):
                     fresh.append(fill)
                     self.data['my_execution'].append(fill)
-                    exec_ms = int(fill.get('execTime') or 0)
                     if self._exec_watermark_ms is None or exec_ms > self._exec_watermark_ms:
                         self._exec_watermark_ms = exec_ms
             self.data['timestamp']['execution'] = now_ms()
@@ -1282,7 +1294,7 @@ class BybitWS:
         self._call('position', positions)
 
     def _on_wallet(self, topic: str, msg: dict) -> None:
-        self._apply_wallet(_items(msg['data'], 'coin', topic))
+        self._apply_wallet(_items(msg['data'], 'accountType', topic))
 
     def _apply_wallet(self, accounts: list) -> None:
         with self._lock:
@@ -1456,16 +1468,20 @@ def fit_embed(embed: dict) -> list:
     """One embed made to fit Discord's limits: text trimmed, empty values filled, and too many or
     too long fields split over continuation embeds. Never raises, never returns an empty embed."""
     head = {k: v for k, v in embed.items() if k not in ('title', 'description', 'fields', 'footer')}
-    title = _cut(embed.get('title') or 'bybit-ws-notify', TITLE_CHARS)
+    title = _cut(embed.get('title') or '', TITLE_CHARS) or 'bybit-ws-notify'
     head['title'] = title
-    if embed.get('description'):
-        head['description'] = _cut(embed['description'], DESCRIPTION_CHARS)
+    if isinstance(head.get('author'), dict) and head['author'].get('name'):
+        head['author'] = dict(head['author'], name=_cut(head['author']['name'], TITLE_CHARS))
     footer = _cut((embed.get('footer') or {}).get('text') or '', FOOTER_CHARS)
     budget = MESSAGE_CHARS - 300 - len(footer)
+    if embed.get('description'):
+        head['description'] = _cut(embed['description'], min(DESCRIPTION_CHARS,
+                                                               budget - embed_size(head)))
     fields = [{'name': _cut(f.get('name') or '-', FIELD_NAME_CHARS) or '-',
                'value': _cut(f.get('value') if f.get('value') not in (None, '') else '-',
                              FIELD_VALUE_CHARS) or '-',
-               'inline': bool(f.get('inline', True))} for f in embed.get('fields', ())]
+               'inline': bool(f.get('inline', True))}
+              for f in embed.get('fields') or () if isinstance(f, dict)]
     parts, current = [], dict(head, fields=[])
     for field in fields:
         if len(current['fields']) >= FIELDS_PER_EMBED or (
@@ -1500,7 +1516,8 @@ class ConsoleSender:
     def send(self, embed: dict) -> None:
         with self._lock:
             for part in fit_embed(embed):
-                print(f'{dt.datetime.now():%H:%M:%S} {embed_text(part)}', flush=True)
+                text = re.sub(r'\\([\\*_`~|>#\[\]()-])', r'\1', embed_text(part))
+                print(f'{dt.datetime.now():%H:%M:%S} {text}', flush=True)
 
     def start(self) -> None:
         pass
@@ -1796,14 +1813,21 @@ def format_order(order: dict, units: Units) -> dict:
     side, symbol = order.get('side') or '?', order.get('symbol') or '?'
     order_type = order.get('orderType') or ''
     price = order.get('price')
-    title = f"Order {status}: {side} {order_type} {fmt_num(order.get('qty'))} {units.qty} {symbol}"
+    # A spot market order can be sized in the quote coin (marketUnit, docs/v5/order/create-order)
+    qty_unit = units.value if order.get('marketUnit') == 'quoteCoin' else units.qty
+    title = f"Order {status}: {side} {order_type} {fmt_num(order.get('qty'))} {qty_unit} {symbol}"
     if order_type != 'Market' and _set(price):
         title += f' @ {fmt_num(price)}'
     fields = [_field('Status', status), _field('Side', side)]
     if order.get('stopOrderType') not in _UNSET:
         fields.append(_field('Conditional', order['stopOrderType']))
-    fields.append(_field('Filled', f"{fmt_num(order.get('cumExecQty') or 0)} / "
-                                   f"{fmt_num(order.get('qty'))} {units.qty}"))
+    if qty_unit == units.qty:
+        filled = f"{fmt_num(order.get('cumExecQty') or 0)} / {fmt_num(order.get('qty'))} {units.qty}"
+    else:
+        filled = (f"{fmt_num(order.get('cumExecQty') or 0)} {units.qty} for "
+                  f"{fmt_num(order.get('cumExecValue') or 0)} / {fmt_num(order.get('qty'))} "
+                  f"{units.value}")
+    fields.append(_field('Filled', filled))
     if _set(order.get('avgPrice')):
         fields.append(_field('Avg price', fmt_num(order['avgPrice'])))
     if _set(order.get('triggerPrice')):
@@ -1817,7 +1841,8 @@ def format_order(order: dict, units: Units) -> dict:
     if status in ('Cancelled', 'Deactivated', 'PartiallyFilledCanceled') and \
             order.get('cancelType') not in _UNSET:
         fields.append(_field('Cancel reason', order['cancelType']))
-    if status == 'Rejected' and order.get('rejectReason') not in ('', 'EC_NoError', None):
+    if status in ('Rejected', 'Cancelled', 'Deactivated', 'PartiallyFilledCanceled') and \
+            order.get('rejectReason') not in ('', 'EC_NoError', None):
         fields.append(_field('Reject reason', escape_md(order['rejectReason'])))
     if order.get('reduceOnly') is True:
         fields.append(_field('Reduce only', 'yes'))
@@ -1931,7 +1956,7 @@ def classify_position(prev: dict, cur: dict) -> str | None:
         return 'updated'
     # The liquidation price of a cross-margin position is an estimate that moves with the
     # account; only a move of more than 1% is news.
-    old_liq, new_liq = dec(prev['liq']), dec(cur['liq'])
+    old_liq, new_liq = (dec(v) if _set(v) else None for v in (prev['liq'], cur['liq']))
     if (old_liq is None) != (new_liq is None) or (
             old_liq and new_liq and abs(new_liq - old_liq) > abs(old_liq) / 100):
         return 'updated'
