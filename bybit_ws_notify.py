@@ -1528,11 +1528,19 @@ class ConsoleSender:
     def pending(self) -> list:
         return []
 
+    def pending_state(self) -> tuple:
+        return [], 0
+
+    def mark_persisted(self, state: dict | None) -> None:
+        pass
+
 
 class DiscordSender:
     """Posts alerts to a Discord webhook from one thread with an ordered, bounded queue.
 
-    The receive loop only enqueues. The thread packs what is queued into messages of up to 10
+    The receive loop only enqueues. The thread posts an alert only once the state file holds it
+    (so a crash cannot both deliver it and forget it was alerted), and packs what is queued into
+    messages of up to 10
     embeds within 6000 characters, posts with ?wait=true (the only confirmation Discord gives),
     paces itself by X-RateLimit-* headers and 429 retry_after, backs off on 5xx and timeouts, cools
     down for a long, growing time on an IP ban, and stops at once on a deleted or invalid webhook
@@ -1558,11 +1566,15 @@ class DiscordSender:
         self.shown_url = f'/webhooks/{webhook_id}/***'
         self.on_change = on_change or (lambda: None)
         self.ban_cooldown_s = ban_cooldown_s
-        self._queue: collections.deque = collections.deque(backlog)
         self._cv = threading.Condition()
+        self._seq = self._persisted_seq = 0
+        self._queue: collections.deque = collections.deque(self._restore(backlog))
         self._not_before = 0.0
         self._failures = 0
+        self._troubled = False
         self._bans = 0
+        self._last_ban = -math.inf
+        self._crashes = 0
         self._disabled: str | None = None
         self._invalid: collections.deque = collections.deque()
         self._dropped = 0
@@ -1573,13 +1585,29 @@ class DiscordSender:
         self._session.headers['User-Agent'] = (
             f'DiscordBot (https://github.com/bybit-ws-notify, {__version__})')
 
+    @staticmethod
+    def _restore(backlog: Iterable) -> list:
+        """The undelivered alerts of the last run, made fit again: a hand-edited or older state
+        file must not stop the sender."""
+        items = []
+        for item in backlog:
+            try:
+                parts = fit_embed(item['embed'])
+            except Exception as exc:  # noqa: BLE001 (anything unreadable is logged and skipped)
+                log.error('state file: skipped an undeliverable stored alert (%s): %s',
+                          type(exc).__name__, trim(json.dumps(item, default=str), 300))
+                continue
+            items += [{'id': uuid.uuid4().hex[:12], 'seq': 0, 'embed': part} for part in parts]
+        return items
+
     # -- producer side -------------------------------------------------------------------------
 
     def send(self, embed: dict) -> None:
         """Queue one alert; the sender thread posts it. Never blocks on the network."""
-        items = [{'id': uuid.uuid4().hex[:12], 'embed': part} for part in fit_embed(embed)]
         with self._cv:
-            self._queue.extend(items)
+            self._seq += 1
+            self._queue.extend({'id': uuid.uuid4().hex[:12], 'seq': self._seq, 'embed': part}
+                               for part in fit_embed(embed))
             overflow = len(self._queue) - self.max_queue
             for _ in range(max(overflow, 0)):  # bounded: the oldest go, each logged in full
                 lost = self._queue.popleft()
@@ -1592,6 +1620,18 @@ class DiscordSender:
     def pending(self) -> list:
         with self._cv:
             return list(self._queue)
+
+    def pending_state(self) -> tuple:
+        """(queued alerts, the sequence number of the newest queued), read together."""
+        with self._cv:
+            return list(self._queue), self._seq
+
+    def mark_persisted(self, state: dict | None) -> None:
+        """The state file now holds every alert up to state['outbox_seq']. Called after each
+        write, failed or not: a broken disk must delay nothing."""
+        with self._cv:
+            self._persisted_seq = state.get('outbox_seq', self._seq) if state else self._seq
+            self._cv.notify_all()
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name='discord', daemon=True)
@@ -1627,25 +1667,43 @@ class DiscordSender:
                                       'the state file; fix DISCORD_WEBHOOK_URL and restart',
                                       self.shown_url, self._disabled, len(self._queue))
                         self._cv.wait(self.disabled_log_every_s)
-                    elif self._queue and wait_s <= 0:
+                    elif self._queue and wait_s <= 0 and \
+                            self._queue[0]['seq'] <= self._persisted_seq:
                         break
                     else:
                         self._cv.wait(wait_s if self._queue and wait_s > 0 else None)
                 if self._stopping:
                     return
                 batch = self._take_batch()
-            outcome = self._post({'embeds': [item['embed'] for item in batch]})
-            if outcome == 'bad_request' and len(batch) > 1:
-                for item in batch:  # find the one Discord refuses; send the others
-                    self._deliver_alone(item)
-            elif outcome == 'bad_request':
-                self._deliver_alone(batch[0])
-            elif outcome == 'ok':
-                self._done(batch)
+            try:
+                self._deliver(batch)
+                self._crashes = 0
+            except Exception:
+                # A bug must not silence every later alert: log, retry, and after three
+                # failures on the same alert, log it in full and move on.
+                self._crashes += 1
+                log.exception('Discord sender: unexpected error (%d in a row)', self._crashes)
+                if self._crashes >= 3:
+                    log.error('giving up on this alert: %s', trim(json.dumps(batch[0]), 1500))
+                    self._done(batch[:1])
+                    self._crashes = 0
+                self._hold(5.0)
+
+    def _deliver(self, batch: list) -> None:
+        outcome = self._post({'embeds': [item['embed'] for item in batch]})
+        if outcome == 'bad_request' and len(batch) > 1:
+            for item in batch:  # find the one Discord refuses; send the others
+                self._deliver_alone(item)
+        elif outcome == 'bad_request':
+            self._deliver_alone(batch[0])
+        elif outcome == 'ok':
+            self._done(batch)
 
     def _take_batch(self) -> list:
         batch, size = [], 0
         for item in self._queue:
+            if item['seq'] > self._persisted_seq:
+                break
             item_size = embed_size(item['embed'])
             if batch and (len(batch) >= EMBEDS_PER_MESSAGE or size + item_size > MESSAGE_CHARS):
                 break
@@ -1684,9 +1742,9 @@ class DiscordSender:
         self._pace(resp.headers)
         status = resp.status_code
         if 200 <= status < 300:
-            if self._failures or self._bans:
+            if self._troubled:
                 log.info('Discord is delivering again')
-            self._failures = 0
+            self._failures, self._troubled = 0, False
             return 'ok'
         if status == 429:
             return self._rate_limited(resp)
@@ -1738,8 +1796,12 @@ class DiscordSender:
         has_headers = any(h.lower().startswith('x-ratelimit') for h in resp.headers)
         # A 429 without rate-limit headers, code 0, or Cloudflare's "error code: 1015" is an IP
         # ban, not a rate limit (discord-api-docs#5810, #5385): back off for a long time.
-        if not has_headers or body.get('code') == 0 or '1015' in resp.text[:200]:
+        if not has_headers or body.get('code') == 0 or 'error code: 1015' in resp.text[:200]:
+            if time.monotonic() - self._last_ban > 3600:
+                self._bans = 0  # an hour without a ban: the next cooldown starts short again
             self._bans += 1
+            self._last_ban = time.monotonic()
+            self._troubled = True
             cooldown = min(self.ban_cooldown_s * 2 ** (self._bans - 1), 6 * 3600)
             log.error('Discord banned this IP for too many requests (429 without rate-limit '
                       'headers); pausing %s, %d alert(s) kept', duration(cooldown), len(self._queue))
@@ -1758,7 +1820,8 @@ class DiscordSender:
 
     def _retry_later(self, cause: str) -> str:
         self._failures += 1
-        wait_s = min(60.0, 2 ** min(self._failures - 1, 6)) * random.uniform(0.8, 1.2)
+        self._troubled = True
+        wait_s = min(30.0, 2 ** min(self._failures - 1, 5)) * random.uniform(0.8, 1.2)
         log_throttled(logging.WARNING, 'discord-down', 'Discord unreachable (%s): retrying in '
                       '%.1f s, %d alert(s) queued', cause, wait_s, len(self._queue))
         self._hold(wait_s)
@@ -2109,9 +2172,17 @@ class StateFile:
 
     def __init__(self, path: str):
         self.path = path
+        self._temp_prefix = f'.{os.path.basename(path)}.'
         self._lock = threading.Lock()
 
     def load(self) -> dict | None:
+        folder = os.path.dirname(os.path.abspath(self.path))
+        for name in os.listdir(folder):  # left by a write that a kill -9 interrupted
+            if name.startswith(self._temp_prefix) and name.endswith('.tmp'):
+                try:
+                    os.unlink(os.path.join(folder, name))
+                except OSError:
+                    pass
         try:
             with open(self.path, encoding='utf-8') as handle:
                 state = json.load(handle)
@@ -2134,7 +2205,7 @@ class StateFile:
         text = json.dumps(state, separators=(',', ':'), default=str)
         folder = os.path.dirname(os.path.abspath(self.path))
         with self._lock:
-            fd, temp = tempfile.mkstemp(prefix='.bybit_ws_notify.', suffix='.tmp', dir=folder)
+            fd, temp = tempfile.mkstemp(prefix=self._temp_prefix, suffix='.tmp', dir=folder)
             try:
                 with os.fdopen(fd, 'w', encoding='utf-8') as handle:
                     handle.write(text)
@@ -2162,8 +2233,9 @@ class StateSaver:
     """Writes the state file from its own thread whenever asked, so no receive thread waits on
     the disk; requests that arrive during a write are merged into the next one."""
 
-    def __init__(self, store: StateFile, snapshot: Callable[[], dict]):
-        self.store, self.snapshot = store, snapshot
+    def __init__(self, store: StateFile, snapshot: Callable[[], dict],
+                 on_saved: Callable[[dict | None], None] = lambda state: None):
+        self.store, self.snapshot, self.on_saved = store, snapshot, on_saved
         self._wanted = threading.Event()
         self._stopped = False
         self._thread = threading.Thread(target=self._run, name='state', daemon=True)
@@ -2182,11 +2254,15 @@ class StateSaver:
                 self.save_now()
 
     def save_now(self) -> bool:
+        state = None
         try:
-            return self.store.save(self.snapshot())
+            state = self.snapshot()
+            return self.store.save(state)
         except Exception:
             log.exception('could not snapshot the state')
             return False
+        finally:
+            self.on_saved(state)
 
     def stop(self) -> bool:
         self._stopped = True
@@ -2453,6 +2529,7 @@ class Notifier:
             wallet = dict(self.wallet)
             if self._wallet_pending:
                 wallet[self._coin] = self._wallet_pending['before']
+            outbox, outbox_seq = self.sender.pending_state()
             open_orders = self.open_orders if self.ws is None else {
                 oid: {k: o[k] for k in KEY_FIELDS if k in o}
                 for oid, o in self.ws.open_orders().items()}
@@ -2463,7 +2540,7 @@ class Notifier:
                 'positions': self.positions, 'wallet': wallet,
                 'kline_last_start': self.kline_last_start,
                 'key_expiry_alerted': self.key_expiry_alerted,
-                'outbox': self.sender.pending(),
+                'outbox': outbox, 'outbox_seq': outbox_seq,
             }
 
 
@@ -2567,15 +2644,14 @@ def main() -> int:
     backlog = _state_get(state or {}, 'outbox', list, [])
     if cfg.discord_notify:
         sender: Any = DiscordSender(cfg.webhook_url, ban_cooldown_s=cfg.ban_cooldown_s,
-                                    backlog=[i for i in backlog if isinstance(i, dict) and
-                                             isinstance(i.get('embed'), dict)])
+                                    backlog=backlog)
     else:
         sender = ConsoleSender()
         for item in backlog:
             if isinstance(item, dict) and isinstance(item.get('embed'), dict):
                 sender.send(item['embed'])
     notifier = Notifier(cfg, sender, state)
-    saver = StateSaver(store, notifier.snapshot)
+    saver = StateSaver(store, notifier.snapshot, on_saved=sender.mark_persisted)
     notifier.on_change = sender.on_change = saver.request
 
     topics = main_topics(cfg)
