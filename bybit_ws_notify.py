@@ -327,6 +327,11 @@ def load_settings(env: dict | None = None) -> Settings:
     if watchdog <= ping:
         raise SettingError(f'WATCHDOG_S={watchdog:g}: accepts a number larger than '
                            f'PING_INTERVAL_S={ping:g}')
+    account_alerts = any(flags[f'BYBIT_{name}_NOTIFY']
+                         for name in ('ORDER', 'EXECUTION', 'POSITION', 'WALLET'))
+    if not flags['BYBIT_OHLCV_NOTIFY'] and not (key and account_alerts):
+        raise SettingError('nothing to watch: BYBIT_OHLCV_NOTIFY is false and there are no '
+                           'account alerts (they need BYBIT_API_KEY and a BYBIT_*_NOTIFY=true)')
     level = text['LOG_LEVEL'].upper()
     if level not in ('DEBUG', 'INFO', 'WARNING', 'ERROR'):
         raise SettingError(f'LOG_LEVEL={raw["LOG_LEVEL"]!r}: accepts DEBUG, INFO, WARNING, ERROR')
@@ -2599,13 +2604,45 @@ def check_key(rest: BybitRest) -> dict:
     return {'summary': summary, 'days_left': days_left, 'expires': expires}
 
 
-def describe_position(rows: list, units_of: Callable[[str], Units]) -> str:
+def describe_watch(cfg: Settings, env: str, backlog: int) -> dict:
+    """The startup alert's account-independent part: what is watched, which alerts."""
+    alerts = [name for name, on in (('orders', cfg.order_notify), ('fills', cfg.execution_notify),
+                                    ('positions', cfg.position_notify),
+                                    ('balance', cfg.wallet_notify)) if on and cfg.has_keys]
+    if cfg.ohlcv_notify:
+        alerts.append(f'{period_label(cfg.period)} candles')
+    watch = {'symbol': cfg.symbol, 'category': cfg.category, 'env': env, 'alerts': alerts}
+    if backlog:
+        watch['backlog'] = f'{backlog} alert(s) from the last run, delivered first'
+    return watch
+
+
+def read_account(cfg: Settings, rest: BybitRest, notifier: Notifier, watch: dict) -> dict:
+    """At startup: the key's permissions and expiry, the position and the balance (signed REST
+    GETs), into the startup alert; on a first run they are also the baseline for later alerts."""
+    key = check_key(rest)
+    watch['api_key'] = key['summary']
+    coin = settle_coin(cfg.category, cfg.symbol)
+    positions = []
+    if cfg.category != 'spot':
+        positions = rest.get('/v5/position/list', {'category': cfg.category,
+                                                   'symbol': cfg.symbol}).get('list') or []
+        watch['position'] = describe_position(positions, cfg.category)
+    accounts = rest.get('/v5/account/wallet-balance', {'accountType': 'UNIFIED',
+                                                        'coin': coin}).get('list') or []
+    watch['balance'] = describe_balance(accounts, coin)
+    if notifier.fresh:
+        notifier.set_baseline(positions, accounts)
+    return key
+
+
+def describe_position(rows: list, category: str) -> str:
     lines = []
     for row in rows:
         view = position_view(row)
         if view['size'] != '0':
             side = 'Long' if view['side'] == 'Buy' else 'Short'
-            units = units_of(view['symbol'])
+            units = units_for(category, view['symbol'])
             lines.append(f"{view['symbol']} {side} {view['size']} {units.qty} @ {view['entry']}, "
                          f"uPnL {view['upnl']} {units.value}")
     return '\n'.join(lines) or 'flat'
@@ -2655,35 +2692,13 @@ def main() -> int:
     notifier.on_change = sender.on_change = saver.request
 
     topics = main_topics(cfg)
-    if not topics:
-        log.error('nothing to watch: set BYBIT_API_KEY/BYBIT_API_SECRET or BYBIT_OHLCV_NOTIFY=true')
-        return 2
     env = 'demo' if cfg.demo else 'testnet' if cfg.is_testnet else 'mainnet'
-    watch = {'symbol': cfg.symbol, 'category': cfg.category, 'env': env,
-             'alerts': [name for name, on in (
-                 ('orders', cfg.order_notify), ('fills', cfg.execution_notify),
-                 ('positions', cfg.position_notify), ('balance', cfg.wallet_notify))
-                 if on and cfg.has_keys] + ([f'{period_label(cfg.period)} candles']
-                                            if cfg.ohlcv_notify else [])}
-    if backlog:
-        watch['backlog'] = f'{len(backlog)} alert(s) from the last run, delivered first'
+    watch = describe_watch(cfg, env, len(backlog))
     rest = BybitRest(cfg.rest_url, cfg.api_key, cfg.api_secret)
     key = None
     if cfg.has_keys:
         try:
-            key = check_key(rest)
-            watch['api_key'] = key['summary']
-            positions = rest.get('/v5/position/list', {'category': cfg.category,
-                                                       'symbol': cfg.symbol}).get('list') or [] \
-                if cfg.category != 'spot' else []
-            accounts = rest.get('/v5/account/wallet-balance', {
-                'accountType': 'UNIFIED', 'coin': settle_coin(cfg.category, cfg.symbol)}
-            ).get('list') or []
-            watch['position'] = describe_position(positions, notifier._units) \
-                if cfg.category != 'spot' else ''
-            watch['balance'] = describe_balance(accounts, settle_coin(cfg.category, cfg.symbol))
-            if notifier.fresh:
-                notifier.set_baseline(positions, accounts)
+            key = read_account(cfg, rest, notifier, watch)
         except BybitError as exc:
             if exc.key_rejected:
                 log.error(explain_key_error(exc))

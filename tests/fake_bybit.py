@@ -29,17 +29,16 @@ import http
 import json
 import random
 import re
-import socket
-import socketserver
 import threading
 import time
 import uuid
 from collections.abc import Callable, Coroutine, Iterable
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any, Self
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
+from tracking_http import TrackingHTTPServer
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
@@ -138,58 +137,10 @@ class _FaultyConnection(ServerConnection):
                     self.transport.write_eof()
 
 
-class _TrackingHTTPServer(ThreadingHTTPServer):
-    """ThreadingHTTPServer whose handler threads are tracked so stop() can join them."""
-
-    daemon_threads = True
-    allow_reuse_address = True
-
-    def __init__(self, addr: tuple[str, int], handler: type[BaseHTTPRequestHandler], owner: Any) -> None:
-        self.owner = owner
-        self._active: dict[threading.Thread, socket.socket] = {}
-        self._active_lock = threading.Lock()
-        super().__init__(addr, handler)
-
-    def server_bind(self) -> None:
-        # HTTPServer.server_bind does a reverse DNS lookup (getfqdn); skip it.
-        socketserver.TCPServer.server_bind(self)
-        self.server_name, self.server_port = self.server_address[:2]
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        thread = threading.Thread(
-            target=self._run_one, args=(request, client_address), daemon=True, name="fake-bybit-rest-req"
-        )
-        with self._active_lock:
-            self._active[thread] = request
-        thread.start()
-
-    def _run_one(self, request: Any, client_address: Any) -> None:
-        try:
-            self.finish_request(request, client_address)
-        except OSError:
-            pass  # client went away or stop() shut the socket down
-        finally:
-            self.shutdown_request(request)
-            with self._active_lock:
-                self._active.pop(threading.current_thread(), None)
-
-    def close_active(self, timeout: float = 5.0) -> None:
-        """Shut down in-flight request sockets and join their threads."""
-        with self._active_lock:
-            items = list(self._active.items())
-        for _thread, sock in items:
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-        for thread, _sock in items:
-            thread.join(timeout)
-
-
 class _RestHandler(BaseHTTPRequestHandler):
     """Routes every HTTP method to FakeBybit._handle_rest."""
 
-    server: _TrackingHTTPServer
+    server: TrackingHTTPServer
     protocol_version = "HTTP/1.0"
     timeout = 10
 
@@ -299,7 +250,7 @@ class FakeBybit:
         self._ws_ready = threading.Event()
         self._ws_error: BaseException | None = None
         self._ws_port = 0
-        self._http: _TrackingHTTPServer | None = None
+        self._http: TrackingHTTPServer | None = None
         self._http_thread: threading.Thread | None = None
         self._rest_port = 0
         self._running = False
@@ -998,13 +949,13 @@ class FakeBybit:
 
     # REST server ################################################################
 
-    def _bind_http(self, port: int) -> _TrackingHTTPServer:
+    def _bind_http(self, port: int) -> TrackingHTTPServer:
         try:
-            return _TrackingHTTPServer((HOST, port), _RestHandler, self)
+            return TrackingHTTPServer((HOST, port), _RestHandler, self, "fake-bybit-rest-req")
         except OSError:
             if port == 0:
                 raise
-            return _TrackingHTTPServer((HOST, 0), _RestHandler, self)
+            return TrackingHTTPServer((HOST, 0), _RestHandler, self, "fake-bybit-rest-req")
 
     def _envelope(self, code: int, msg: str, result: Any) -> dict[str, Any]:
         return {"retCode": code, "retMsg": msg, "result": result, "retExtInfo": {}, "time": self.server_time_ms()}

@@ -18,16 +18,16 @@ import json
 import logging
 import math
 import re
-import socket
-import socketserver
 import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any, Self
 from urllib.parse import parse_qs, urlsplit
+
+from tracking_http import TrackingHTTPServer
 
 HOST = "127.0.0.1"
 DISCORD_EPOCH_MS = 1_420_070_400_000
@@ -56,58 +56,10 @@ class _Reply:
         return cls(status, json.dumps(obj).encode(), "application/json", headers)
 
 
-class _TrackingHTTPServer(ThreadingHTTPServer):
-    """ThreadingHTTPServer whose handler threads are tracked so stop() can join them."""
-
-    daemon_threads = True
-    allow_reuse_address = True
-
-    def __init__(self, addr: tuple[str, int], handler: type[BaseHTTPRequestHandler], owner: Any) -> None:
-        self.owner = owner
-        self._active: dict[threading.Thread, socket.socket] = {}
-        self._active_lock = threading.Lock()
-        super().__init__(addr, handler)
-
-    def server_bind(self) -> None:
-        # HTTPServer.server_bind does a reverse DNS lookup (getfqdn); skip it.
-        socketserver.TCPServer.server_bind(self)
-        self.server_name, self.server_port = self.server_address[:2]
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        thread = threading.Thread(
-            target=self._run_one, args=(request, client_address), daemon=True, name="fake-discord-req"
-        )
-        with self._active_lock:
-            self._active[thread] = request
-        thread.start()
-
-    def _run_one(self, request: Any, client_address: Any) -> None:
-        try:
-            self.finish_request(request, client_address)
-        except OSError:
-            pass  # client went away or stop() shut the socket down
-        finally:
-            self.shutdown_request(request)
-            with self._active_lock:
-                self._active.pop(threading.current_thread(), None)
-
-    def close_active(self, timeout: float = 5.0) -> None:
-        """Shut down in-flight request sockets and join their threads."""
-        with self._active_lock:
-            items = list(self._active.items())
-        for _thread, sock in items:
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-        for thread, _sock in items:
-            thread.join(timeout)
-
-
 class _Handler(BaseHTTPRequestHandler):
     """Routes every HTTP method to FakeDiscord._handle."""
 
-    server: _TrackingHTTPServer
+    server: TrackingHTTPServer
     protocol_version = "HTTP/1.0"
     timeout = 10
 
@@ -198,7 +150,7 @@ class FakeDiscord:
         self._last_id = 0
 
         self._stopping = threading.Event()
-        self._http: _TrackingHTTPServer | None = None
+        self._http: TrackingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._port = 0
 
@@ -210,11 +162,11 @@ class FakeDiscord:
             return self
         self._stopping.clear()
         try:
-            self._http = _TrackingHTTPServer((HOST, self._port), _Handler, self)
+            self._http = TrackingHTTPServer((HOST, self._port), _Handler, self, "fake-discord-req")
         except OSError:
             if self._port == 0:
                 raise
-            self._http = _TrackingHTTPServer((HOST, 0), _Handler, self)
+            self._http = TrackingHTTPServer((HOST, 0), _Handler, self, "fake-discord-req")
         self._port = self._http.server_address[1]
         self._thread = threading.Thread(
             target=self._http.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True, name="fake-discord"

@@ -77,7 +77,8 @@ def test_first_version_names_keep_working(env: dict[str, str]) -> None:
     ('true', True), ('True', True), ('TRUE', True), ('1', True), ('yes', True), (' Yes ', True),
     ('false', False), ('False', False), ('0', False), ('no', False), ('NO', False)])
 def test_booleans(env: dict[str, str], text: str, value: bool) -> None:
-    cfg = load(env, BYBIT_ORDER_NOTIFY=text, BYBIT_OHLCV_NOTIFY=text, BYBIT_IS_TESTNET=text)
+    cfg = load(env, BYBIT_ORDER_NOTIFY=text, BYBIT_OHLCV_NOTIFY=text, BYBIT_IS_TESTNET=text,
+               BYBIT_API_KEY='k', BYBIT_API_SECRET='s')  # keys: all-false still watches fills
     assert (cfg.order_notify, cfg.ohlcv_notify, cfg.is_testnet) == (value, value, value)
 
 
@@ -208,6 +209,22 @@ def test_secret_without_key(env: dict[str, str]) -> None:
     message = error(env, BYBIT_API_SECRET='secret456')
     assert message.startswith('BYBIT_API_KEY is empty')
     assert 'secret456' not in message
+
+
+@pytest.mark.parametrize('overrides', [
+    {'BYBIT_OHLCV_NOTIFY': 'false'},                                   # no keys, no candles
+    {'BYBIT_OHLCV_NOTIFY': 'no', 'BYBIT_API_KEY': 'k', 'BYBIT_API_SECRET': 's',
+     'BYBIT_ORDER_NOTIFY': '0', 'BYBIT_EXECUTION_NOTIFY': '0', 'BYBIT_POSITION_NOTIFY': '0',
+     'BYBIT_WALLET_NOTIFY': '0'},                                      # every alert off
+])
+def test_nothing_to_watch(env: dict[str, str], overrides: dict[str, str]) -> None:
+    message = error(env, **overrides)
+    assert message.startswith('nothing to watch') and 'BYBIT_OHLCV_NOTIFY' in message
+
+
+def test_only_account_alerts_is_enough(env: dict[str, str]) -> None:
+    cfg = load(env, BYBIT_OHLCV_NOTIFY='false', BYBIT_API_KEY='k', BYBIT_API_SECRET='s')
+    assert bot.main_topics(cfg) == ['order', 'execution', 'position', 'wallet']
 
 
 def test_demo_and_testnet(env: dict[str, str]) -> None:
