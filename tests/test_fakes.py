@@ -211,7 +211,8 @@ def test_execution_list_paginates_descending(bybit: FakeBybit) -> None:
 
 
 def test_restart_reuses_ports_without_leaking_threads() -> None:
-    baseline = threading.active_count()
+    # Compare thread sets, not counts: threads of earlier tests may still be finishing.
+    before = set(threading.enumerate())
     fake = FakeBybit().start()
     urls = (fake.private_url, fake.rest_url)
     fake.stop()
@@ -220,7 +221,7 @@ def test_restart_reuses_ports_without_leaking_threads() -> None:
     fake.stop()
     with FakeDiscord():
         pass
-    assert threading.active_count() == baseline
+    assert [t.name for t in set(threading.enumerate()) - before] == []
 
 
 # FakeDiscord ##################################################################
