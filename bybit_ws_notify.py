@@ -789,7 +789,7 @@ class BybitWS:
         topics = self._channels(channel)
         depths = [t for t in topics if t.startswith('orderbook.') and t.endswith(self._symbol_suffix)]
         if depths:  # data['board_snapshot'] follows one depth; a depth-1 feed must not cut it
-            self._book_topic = max(depths, key=lambda t: int(t.split('.')[1]))
+            self._book_topic = max(depths, key=lambda t: int('0' + re.sub(r'\D', '', t)))
         public_topics = [t for t in topics if not is_private_topic(t)]
         private_topics = [t for t in topics if is_private_topic(t)]
         self._streams: list = []
@@ -1000,7 +1000,10 @@ class BybitWS:
             self._stream_ready(st)
 
     def _stream_ready(self, st: _Stream) -> None:
-        st.ready = True
+        with self._lock:  # a late ack and the ack timeout may both get here
+            if st.ready:
+                return
+            st.ready = True
         if st.kind == 'private':
             self._submit(lambda: self._recover_private(st))
         else:
@@ -2000,6 +2003,9 @@ def position_view(position: dict) -> dict:
     }
 
 
+POSITION_KEYS = frozenset(position_view({}))
+
+
 def flat_position(view: dict) -> dict:
     """The view of no position in the same symbol and slot."""
     return dict(view, side='', size='0', entry='-', liq='-', tp='-', sl='-', upnl='-')
@@ -2297,11 +2303,13 @@ class Notifier:
         self._lock = threading.RLock()
         self._timer = threading.Condition(self._lock)
         self._stopped = False
-        self.alerted_exec = BoundedSet(EXEC_MEMORY, _state_get(state, 'exec_ids', list, []))
+        self.alerted_exec = BoundedSet(EXEC_MEMORY, [i for i in _state_get(state, 'exec_ids', list, [])
+                                                     if isinstance(i, str)])
         self.exec_watermark_ms = _state_get(state, 'exec_watermark_ms', int, 0) or now_ms()
         self.order_status = collections.OrderedDict(_state_get(state, 'orders', dict, {}))
         self.open_orders = _state_get(state, 'open_orders', dict, {})
-        self.positions = _state_get(state, 'positions', dict, {})
+        self.positions = {key: view for key, view in _state_get(state, 'positions', dict, {}).items()
+                          if isinstance(view, dict) and POSITION_KEYS <= view.keys()}
         self.wallet = _state_get(state, 'wallet', dict, {})
         self.kline_last_start = _state_get(state, 'kline_last_start', int, 0)
         self.key_expiry_alerted = _state_get(state, 'key_expiry_alerted', str, '')
@@ -2402,7 +2410,8 @@ class Notifier:
                        self._units(fills[0].get('symbol')))
         for fill in fills:
             self.alerted_exec.add(fill['execId'])
-            self.exec_watermark_ms = max(self.exec_watermark_ms, int(fill.get('execTime') or 0))
+            self.exec_watermark_ms = max(self.exec_watermark_ms,
+                                         int(dec(fill.get('execTime')) or 0))
         self.on_change()
 
     def on_position(self, ws: BybitWS, positions: list) -> None:
@@ -2530,7 +2539,7 @@ class Notifier:
             watermark = self.exec_watermark_ms
             for group in self._groups.values():  # fills still being grouped are not alerted yet
                 for fill in group['fills']:
-                    watermark = min(watermark, int(fill.get('execTime') or watermark) - 1)
+                    watermark = min(watermark, int(dec(fill.get('execTime')) or watermark) - 1)
             wallet = dict(self.wallet)
             if self._wallet_pending:
                 wallet[self._coin] = self._wallet_pending['before']

@@ -516,3 +516,27 @@ def test_allowed_mentions_is_empty_on_every_payload_including_the_plain_text_fal
     assert plain[0]['allowed_mentions'] == {'parse': []}  # ... and pings nobody
     assert len(discord.messages) >= 4  # started, the plain order, the fill, stopped
     assert_discord_clean(discord)
+
+
+def test_state_file_with_wrong_types_is_used_where_valid(
+        run_bot: RunBot, bybit: FakeBybit, discord: FakeDiscord, tmp_path: Path) -> None:
+    """A hand-edited state file: valid JSON, version 1, but junk inside. Junk is skipped, the
+    rest is used, and alerts flow."""
+    (tmp_path / 'state.json').write_text(json.dumps({
+        'version': 1, 'exec_ids': [['not', 'hashable'], 'seen-before'],
+        'exec_watermark_ms': 'soon', 'orders': [], 'positions': {'BTCUSDT:0': {'size': '1'}},
+        'wallet': {'USDT': '1000'}, 'outbox': [{'embed': {'title': 'kept from last run'}}, 7],
+        'open_orders': {'x': 'not an order'}}))
+    bot = run_bot()
+    bot.wait_log('private stream ready')
+    bybit.wait_subscribed('position')
+    discord.wait_for(lambda es: any(e.get('title') == 'kept from last run' for e in es), 10)
+    bybit.push_private('position', [bybit.make_position(ws=True, side='Buy', size='0.01')])
+    discord.wait_for(lambda es: any(e.get('title', '').startswith('Position opened') for e in es), 10)
+    seen = bybit.make_execution(execId='seen-before')
+    bybit.add_execution(seen)
+    fresh = bybit.make_execution()
+    bybit.add_execution(fresh)
+    discord.wait_for(lambda es: fresh['execId'] in str(es), 10)
+    assert 'seen-before' not in str(discord.embeds())
+    assert 'Traceback' not in bot.output
