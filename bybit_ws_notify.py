@@ -1612,6 +1612,8 @@ class DiscordSender:
 
     def send(self, embed: dict) -> None:
         """Queue one alert; the sender thread posts it. Never blocks on the network."""
+        if not embed.get('timestamp'):  # the event's own time when known, else now
+            embed = dict(embed, timestamp=dt.datetime.now(UTC).isoformat())
         with self._cv:
             self._seq += 1
             self._queue.extend({'id': uuid.uuid4().hex[:12], 'seq': self._seq, 'embed': part}
@@ -2368,40 +2370,48 @@ class Notifier:
 
     # -- callbacks -------------------------------------------------------------------------------
 
-    def on_order(self, ws: BybitWS, orders: list) -> None:
+    def _each(self, kind: str, items: list, handle: Callable[[dict], None]) -> None:
+        """Run handle on each event under the lock. An event that breaks it is sent raw: an
+        alert is never lost to a bug or an odd field."""
         with self._lock:
-            for order in orders:
-                order_id, status = order.get('orderId'), order.get('orderStatus')
-                if not self._mine(order) or not order_id or not status:
-                    continue
-                if not self._remember_order(order_id, status):
-                    continue  # the same status again, e.g. the two Filled of a cancel/fill race
-                if order.get('recovered') and self.baseline_pending or not self.cfg.order_notify:
-                    continue
-                self._emit('order', order, format_order, order, self._units(order.get('symbol')))
+            for item in items:
+                try:
+                    handle(item)
+                except Exception as exc:
+                    log.exception('could not process a %s event; sending it raw', kind)
+                    self._emit(kind, item, format_fallback, kind, item,
+                               f'{type(exc).__name__}: {trim(exc, 100)}')
+            self._timer.notify_all()
             self.on_change()
 
+    def on_order(self, ws: BybitWS, orders: list) -> None:
+        self._each('order', orders, self._order)
+
+    def _order(self, order: dict) -> None:
+        order_id, status = order.get('orderId'), order.get('orderStatus')
+        if not self._mine(order) or not order_id or not status:
+            return
+        if not self._remember_order(order_id, status):
+            return  # the same status again, e.g. the two Filled of a cancel/fill race
+        if order.get('recovered') and self.baseline_pending or not self.cfg.order_notify:
+            return
+        self._emit('order', order, format_order, order, self._units(order.get('symbol')))
+
     def on_execution(self, ws: BybitWS, fills: list) -> None:
-        with self._lock:
-            touched = []
-            for fill in fills:
-                if not self._mine(fill) or fill.get('execId') in self.alerted_exec:
-                    continue
-                key = fill.get('orderId') or fill['execId']
-                group = self._groups.get(key)
-                if group is None:
-                    group = self._groups[key] = {
-                        'fills': [], 'due': time.monotonic() + self.cfg.exec_coalesce_s}
-                group['fills'].append(fill)
-                touched.append(key)
-            for key in dict.fromkeys(touched):
-                last = self._groups[key]['fills'][-1]
-                # Flush at once when no more fills will come: the order is done, the fill is not
-                # a trade (funding, ADL, ...), or it was recovered in one batch over REST.
-                if (last.get('recovered') or (last.get('execType') or 'Trade') != 'Trade'
-                        or dec(last.get('leavesQty')) == 0 or self.cfg.exec_coalesce_s == 0):
-                    self._flush_group(key)
-            self._timer.notify_all()
+        self._each('execution', fills, self._fill)
+
+    def _fill(self, fill: dict) -> None:
+        if not self._mine(fill) or fill['execId'] in self.alerted_exec:
+            return
+        key = fill.get('orderId') or fill['execId']
+        group = self._groups.setdefault(
+            key, {'fills': [], 'due': time.monotonic() + self.cfg.exec_coalesce_s})
+        group['fills'].append(fill)
+        if fill.get('recovered'):
+            group['due'] = 0.0  # a REST batch arrives whole: the timer flushes right after it
+        elif ((fill.get('execType') or 'Trade') != 'Trade' or dec(fill.get('leavesQty')) == 0
+              or self.cfg.exec_coalesce_s == 0):
+            self._flush_group(key)  # no more fills will come: the order is done, or not a trade
 
     def _flush_group(self, key: str) -> None:
         fills = self._groups.pop(key)['fills']
@@ -2415,48 +2425,45 @@ class Notifier:
         self.on_change()
 
     def on_position(self, ws: BybitWS, positions: list) -> None:
-        with self._lock:
-            for position in positions:
-                if not self._mine(position):
-                    continue
-                cur = position_view(position)
-                key = f"{cur['symbol']}:{cur['idx']}"
-                prev = self.positions.get(key) or flat_position(cur)
-                change = classify_position(prev, cur)
-                if change is None:  # keep the last alerted liq price: slow drift adds up
-                    cur['liq'] = prev['liq'] if prev['size'] != '0' else cur['liq']
-                if cur['size'] == '0':
-                    self.positions.pop(key, None)
-                else:
-                    self.positions[key] = cur
-                if change is None or (position.get('recovered') and self.baseline_pending):
-                    continue
-                if self.cfg.position_notify:
-                    self._emit('position', position, format_position, change, prev, cur,
-                               self._units(cur['symbol']), bool(position.get('recovered')))
-            self.on_change()
+        self._each('position', positions, self._position)
+
+    def _position(self, position: dict) -> None:
+        if not self._mine(position):
+            return
+        cur = position_view(position)
+        key = f"{cur['symbol']}:{cur['idx']}"
+        prev = self.positions.get(key) or flat_position(cur)
+        change = classify_position(prev, cur)
+        if change is None and prev['size'] != '0':  # keep the last alerted liq: drift adds up
+            cur['liq'] = prev['liq']
+        if cur['size'] == '0':
+            self.positions.pop(key, None)
+        else:
+            self.positions[key] = cur
+        if change is None or (position.get('recovered') and self.baseline_pending):
+            return
+        if self.cfg.position_notify:
+            self._emit('position', position, format_position, change, prev, cur,
+                       self._units(cur['symbol']), bool(position.get('recovered')))
 
     def on_wallet(self, ws: BybitWS, accounts: list) -> None:
-        with self._lock:
-            for account in accounts:
-                for row in account.get('coin') or ():
-                    if row.get('coin') != self._coin or dec(row.get('walletBalance')) is None:
-                        continue
-                    balance = fmt_num(row['walletBalance'])
-                    before = self.wallet.get(self._coin)
-                    self.wallet[self._coin] = balance
-                    if before is None or before == balance or not self.cfg.wallet_notify or (
-                            account.get('recovered') and self.baseline_pending):
-                        continue
-                    # Every fill moves the balance (fee, PnL): one alert per burst, not per fill.
-                    pending = self._wallet_pending
-                    if pending is None:
-                        self._wallet_pending = {'before': before, 'due': time.monotonic() +
-                                                max(self.cfg.exec_coalesce_s, 1.0)}
-                        pending = self._wallet_pending
-                    pending.update(after=balance, account=account, row=row)
-            self._timer.notify_all()
-            self.on_change()
+        self._each('wallet', accounts, self._account)
+
+    def _account(self, account: dict) -> None:
+        for row in account.get('coin') or ():
+            if row.get('coin') != self._coin or dec(row.get('walletBalance')) is None:
+                continue
+            balance = fmt_num(row['walletBalance'])
+            before = self.wallet.get(self._coin)
+            self.wallet[self._coin] = balance
+            if before is None or before == balance or not self.cfg.wallet_notify or (
+                    account.get('recovered') and self.baseline_pending):
+                continue
+            # Every fill moves the balance (fee, PnL): one alert per burst, not per fill.
+            if self._wallet_pending is None:
+                self._wallet_pending = {'before': before, 'due': time.monotonic() +
+                                        max(self.cfg.exec_coalesce_s, 1.0)}
+            self._wallet_pending.update(after=balance, account=account, row=row)
 
     def _flush_wallet(self) -> None:
         pending, self._wallet_pending = self._wallet_pending, None
@@ -2465,18 +2472,18 @@ class Notifier:
                        pending['after'], pending['account'], pending['row'])
 
     def on_ohlcv(self, ws: BybitWS, candles: list) -> None:
-        with self._lock:
-            for candle in candles:
-                if candle.get('confirm') is not True or str(candle.get('interval')) != \
-                        self.cfg.period:
-                    continue  # unconfirmed updates of the open candle give nothing
-                start = int(candle.get('start') or 0)
-                if start <= self.kline_last_start:
-                    continue
-                self.kline_last_start = start
-                if self.cfg.ohlcv_notify:
-                    self._emit('kline', candle, format_kline, candle, self.cfg.symbol,
-                               self._units(self.cfg.symbol))
+        self._each('kline', candles, self._candle)
+
+    def _candle(self, candle: dict) -> None:
+        if candle.get('confirm') is not True or str(candle.get('interval')) != self.cfg.period:
+            return  # unconfirmed updates of the open candle give nothing
+        start = int(candle.get('start') or 0)
+        if start <= self.kline_last_start:
+            return
+        self.kline_last_start = start
+        if self.cfg.ohlcv_notify:
+            self._emit('kline', candle, format_kline, candle, self.cfg.symbol,
+                       self._units(self.cfg.symbol))
 
     def on_status(self, ws: BybitWS, event: dict) -> None:
         kind, stream = event.get('event'), event.get('stream')
@@ -2523,10 +2530,13 @@ class Notifier:
         with self._lock:
             while not self._stopped:
                 clock = time.monotonic()
-                for key in [k for k, g in self._groups.items() if g['due'] <= clock]:
-                    self._flush_group(key)
-                if self._wallet_pending and self._wallet_pending['due'] <= clock:
-                    self._flush_wallet()
+                try:
+                    for key in [k for k, g in self._groups.items() if g['due'] <= clock]:
+                        self._flush_group(key)
+                    if self._wallet_pending and self._wallet_pending['due'] <= clock:
+                        self._flush_wallet()
+                except Exception:  # the timer must outlive any one alert
+                    log.exception('could not flush a grouped alert')
                 dues = [g['due'] for g in self._groups.values()]
                 if self._wallet_pending:
                     dues.append(self._wallet_pending['due'])

@@ -210,3 +210,34 @@ def test_sigterm_sends_shutdown_alert_saves_state_and_exits_0(bybit, discord, ru
     assert state['outbox'] == []
     assert_no_secrets(bot.output + (tmp_path / 'state.json').read_text(),
                       bybit.api_secret, discord.token)
+
+
+def test_every_embed_has_a_timestamp_and_a_colour(bybit, discord, run_bot):
+    bot = run_bot()
+    started(bybit, discord, bot)
+    bybit.wait_subscribed('order')
+    bybit.push_private('order', [bybit.make_order(updatedTime='')])       # no event time
+    bybit.push_private('position', [bybit.make_position(ws=True, side='Buy', size='1')])
+    wait_title(discord, '^Position opened')
+    wait_title(discord, '^Order New')
+    assert bot.stop() == 0
+    for embed in discord.embeds():
+        assert embed['timestamp'] and embed['color'] >= 0 and embed['title'], embed
+    clean(discord)
+
+
+def test_an_event_the_bot_cannot_read_is_sent_raw(bybit, discord, run_bot):
+    """positionIdx that is not a number breaks the position diff: the alert still goes out."""
+    bot = run_bot()
+    started(bybit, discord, bot)
+    bybit.wait_subscribed('position')
+    bybit.push_private('position', [bybit.make_position(ws=True, side='Buy', size='2',
+                                                        positionIdx='first')])
+    embed = wait_title(discord, r'^position event \(raw\)')
+    assert 'size=2' in embed['description'] and 'symbol=BTCUSDT' in embed['description']
+    assert 'ValueError' in embed['footer']['text']
+    bot.wait_log('could not process a position event; sending it raw')
+    fill = bybit.make_execution()
+    bybit.add_execution(fill)                      # and the alerts after it still flow
+    discord.wait_for(lambda es: fill['execId'] in str(es), 10)
+    clean(discord)
