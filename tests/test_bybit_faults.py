@@ -225,3 +225,14 @@ def test_candles_closed_during_a_public_outage_are_recovered(bybit, discord, run
     time.sleep(1)
     assert sum(' closed: ' in e.get('title', '') for e in discord.embeds()) == 3
     clean(discord)
+
+
+def test_outage_from_the_start_alerts_down_then_restored(bybit, discord, run_bot):
+    bybit.reject_handshake_status = 503       # the private stream cannot connect at first
+    bot = run_bot()
+    wait_title(discord, r'^Private stream down for', timeout=15)
+    bybit.reject_handshake_status = None
+    embed = wait_title(discord, r'^Private stream restored', timeout=15)
+    assert 'fill(s) recovered' in embed['description']
+    bot.wait_log('private stream ready')
+    clean(discord)

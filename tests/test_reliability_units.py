@@ -1,0 +1,79 @@
+"""Reliability mechanisms tested piece by piece, with real parts and no network: the subscribe-ack
+timeout, idempotent stream readiness, posting only what the state file holds, and the state file's
+own housekeeping."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+
+import pytest
+from fake_discord import FakeDiscord
+
+import bybit_ws_notify as bot
+
+
+def streams(ws: bot.BybitWS) -> dict:
+    return {st.kind: st for st in ws._streams}
+
+
+def test_missing_subscribe_ack_does_not_hold_the_stream_forever(caplog):
+    ws = bot.BybitWS('', '', symbol='BTCUSDT', channel=['kline.1.BTCUSDT'], autostart=False)
+    public = streams(ws)['public']
+    public.pending['pub1'] = 'kline.1.BTCUSDT'
+    with caplog.at_level(logging.WARNING, logger='bybit_ws_notify'):
+        ws._ack_timeout(public)
+    assert public.ready and not public.pending
+    assert 'no subscribe ack for kline.1.BTCUSDT' in caplog.text
+    assert public.topics == ['kline.1.BTCUSDT']   # kept: resubscribed on the next connect
+
+
+def test_a_stream_becomes_ready_once():
+    ws = bot.BybitWS('key', 'secret', symbol='BTCUSDT', channel=['execution'], autostart=False)
+    private = streams(ws)['private']
+    ws._stream_ready(private)
+    ws._stream_ready(private)    # a late ack after the ack timeout
+    assert ws._tasks.qsize() == 1  # one recovery, not two
+
+
+def test_state_file_removes_only_its_own_stale_temp_files(tmp_path: Path):
+    state = tmp_path / 'bot.state.json'
+    ours = tmp_path / '.bot.state.json.x1y2.tmp'
+    other = tmp_path / '.eth.state.json.a1b2.tmp'   # another bot's write in progress
+    for path in (ours, other):
+        path.write_text('{')
+    store = bot.StateFile(str(state))
+    assert store.load() is None
+    assert not ours.exists() and other.exists()
+    assert store.save({'version': 1, 'outbox': []})
+    assert json.loads(state.read_text()) == {'version': 1, 'outbox': []}
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([state.name, other.name])
+
+
+@pytest.fixture
+def discord():
+    with FakeDiscord() as fake:
+        yield fake
+
+
+def test_sender_posts_only_what_the_state_file_holds(discord):
+    sender = bot.DiscordSender(discord.url, backlog=[{'embed': {'title': 'from the last run'}}])
+    sender.start()
+    try:
+        # The backlog came from the state file: it goes at once.
+        discord.wait_for(lambda es: [e['title'] for e in es] == ['from the last run'], 5)
+        sender.send({'title': 'new alert'})
+        items, seq = sender.pending_state()
+        assert [i['embed']['title'] for i in items] == ['new alert'] and seq == 1
+        time.sleep(0.5)
+        assert len(discord.embeds()) == 1              # not written yet: held back
+        sender.mark_persisted({'outbox_seq': seq})
+        discord.wait_for(lambda es: [e['title'] for e in es][-1:] == ['new alert'], 5)
+        sender.send({'title': 'disk failed'})
+        sender.mark_persisted(None)                    # a failed write releases the queue too
+        discord.wait_for(lambda es: [e['title'] for e in es][-1:] == ['disk failed'], 5)
+    finally:
+        assert sender.stop(timeout_s=5)
+    assert all(m['payload']['allowed_mentions'] == {'parse': []} for m in discord.messages)
