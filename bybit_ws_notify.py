@@ -851,10 +851,6 @@ class BybitWS:
             for symbol in position_symbols:
                 self._position_symbols.add(symbol)
 
-    @property
-    def topics(self) -> list:
-        return [t for st in self._streams for t in st.topics]
-
     # -- connections ---------------------------------------------------------------------------
 
     def _channels(self, channel: list) -> list:
@@ -1585,7 +1581,6 @@ class DiscordSender:
         self._crashes = 0
         self._disabled: str | None = None
         self._invalid: collections.deque = collections.deque()
-        self._dropped = 0
         self._stopping = False
         self._thread: threading.Thread | None = None
         self._session = requests.Session()
@@ -1621,7 +1616,6 @@ class DiscordSender:
             overflow = len(self._queue) - self.max_queue
             for _ in range(max(overflow, 0)):  # bounded: the oldest go, each logged in full
                 lost = self._queue.popleft()
-                self._dropped += 1
                 log.error('alert queue full (%d): dropped the oldest alert: %s', self.max_queue,
                           embed_text(lost['embed']).replace('\n', ' | '))
             self._cv.notify_all()
@@ -2713,7 +2707,12 @@ def main() -> int:
     topics = main_topics(cfg)
     env = 'demo' if cfg.demo else 'testnet' if cfg.is_testnet else 'mainnet'
     watch = describe_watch(cfg, env, len(backlog))
-    rest = BybitRest(cfg.rest_url, cfg.api_key, cfg.api_secret)
+    ws = BybitWS(cfg.api_key, cfg.api_secret, cfg.is_testnet, cfg.symbol, topics,
+                 notifier.callbacks(), category=cfg.category, public_url=cfg.public_url,
+                 private_url=cfg.private_url, rest_url=cfg.rest_url, demo=cfg.demo,
+                 period=cfg.period, ping_interval_s=cfg.ping_interval_s,
+                 watchdog_s=cfg.watchdog_s, down_alert_s=cfg.down_alert_s, autostart=False)
+    rest = ws.rest  # one REST client, so the clock correction serves the websocket auth too
     key = None
     if cfg.has_keys:
         try:
@@ -2727,12 +2726,6 @@ def main() -> int:
         log.info('no API keys: running public-only (closed %s candles of %s)', cfg.period,
                  cfg.symbol)
 
-    ws = BybitWS(cfg.api_key, cfg.api_secret, cfg.is_testnet, cfg.symbol, topics,
-                 notifier.callbacks(), category=cfg.category, public_url=cfg.public_url,
-                 private_url=cfg.private_url, rest_url=cfg.rest_url, demo=cfg.demo,
-                 period=cfg.period, ping_interval_s=cfg.ping_interval_s,
-                 watchdog_s=cfg.watchdog_s, down_alert_s=cfg.down_alert_s, autostart=False)
-    ws.rest = rest
     notifier.ws = ws
     ws.seed(exec_watermark_ms=notifier.exec_watermark_ms, exec_ids=notifier.alerted_exec.items(),
             open_orders={k: v for k, v in notifier.open_orders.items() if isinstance(v, dict)},
