@@ -835,6 +835,11 @@ class BybitWS:
         with self._lock:
             return dict(self.data['my_open_order'])
 
+    @property
+    def topics(self) -> list:
+        """Every topic subscribed (or being subscribed), public and private."""
+        return [t for st in self._streams for t in st.topics]
+
     def wait_authenticated(self, timeout: float) -> str | None:
         """'ok' or 'rejected' for the first private auth, None if no answer came in time."""
         self._auth_event.wait(timeout)
