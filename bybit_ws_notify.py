@@ -93,7 +93,7 @@ _SETTING_NAMES = (
 # Helpers ###########################################################################################
 
 log = logging.getLogger('bybit_ws_notify')
-UTC = dt.timezone.utc  # noqa: UP017 (dt.UTC needs Python 3.11; this file runs on 3.9+)
+UTC = dt.timezone.utc  # dt.UTC needs Python 3.11; this file runs on 3.9+
 
 PERIODS = ('1', '3', '5', '15', '30', '60', '120', '240', '360', '720', 'D', 'W', 'M')
 PERIOD_MS = {**{p: int(p) * 60_000 for p in PERIODS if p.isdigit()},
@@ -2608,7 +2608,7 @@ def check_key(rest: BybitRest) -> dict:
         log.warning('API key: %s; this bot only reads, so a Read-Only key is all it needs', warning)
     days_left, expires = None, str(info.get('expiredAt') or '')
     try:
-        moment = dt.datetime.fromisoformat(expires.replace('Z', '+00:00'))  # noqa: FURB162 (3.9)
+        moment = dt.datetime.fromisoformat(expires.replace('Z', '+00:00'))  # 3.9: no Z suffix
         days_left = int((moment - dt.datetime.now(UTC)).total_seconds() // 86400)
     except ValueError:
         if isinstance(info.get('deadlineDay'), int) and info['deadlineDay'] >= 0 and expires:

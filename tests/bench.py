@@ -51,7 +51,7 @@ import traceback
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any, Self
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_SCRIPT = ROOT / 'bybit_ws_notify.py'
@@ -327,7 +327,7 @@ class ReplayServer:
     def url(self) -> str:
         return f'ws://127.0.0.1:{self.port}/v5/public/inverse'
 
-    def __enter__(self) -> Self:
+    def __enter__(self) -> ReplayServer:  # noqa: PYI034 (typing.Self needs 3.11)
         self._thread.start()
         if not self._ready.wait(10) or self.error:
             raise RuntimeError(f'replay server did not start: {self.error!r}')

@@ -33,9 +33,9 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Coroutine, Iterable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler
-from typing import Any, Self
+from typing import Any
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 from tracking_http import TrackingHTTPServer
@@ -93,7 +93,7 @@ def _int(value: Any, default: int = 0) -> int:
 
 
 def _iso_z(dt: datetime) -> str:
-    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return dt.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class _ApiError(Exception):
@@ -206,7 +206,7 @@ class FakeBybit:
         self.positions: list[dict[str, Any]] = []
         self.klines: list[dict[str, Any]] = []
         self.wallet: dict[str, Any] = self.make_wallet()
-        created = datetime.now(UTC) - timedelta(days=10)
+        created = datetime.now(timezone.utc) - timedelta(days=10)
         self.api_key_info: dict[str, Any] = {
             "id": "13770661",
             "note": "test",
@@ -228,7 +228,7 @@ class FakeBybit:
             "ips": [],
             "type": 1,
             "deadlineDay": 80,
-            "expiredAt": _iso_z(datetime.now(UTC) + timedelta(days=80)),
+            "expiredAt": _iso_z(datetime.now(timezone.utc) + timedelta(days=80)),
             "createdAt": _iso_z(created),
             "unified": 0,
             "uta": 1,
@@ -257,7 +257,7 @@ class FakeBybit:
 
     # Lifecycle ##################################################################
 
-    def start(self) -> Self:
+    def start(self) -> FakeBybit:
         """Start the WS and REST servers (reusing the previous ports on a restart)."""
         if self._running:
             return self
@@ -306,7 +306,7 @@ class FakeBybit:
         with self._lock:
             self._conns.clear()
 
-    def __enter__(self) -> Self:
+    def __enter__(self) -> FakeBybit:  # noqa: PYI034 (typing.Self needs 3.11)
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

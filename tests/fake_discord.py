@@ -21,10 +21,10 @@ import re
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler
-from typing import Any, Self
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from tracking_http import TrackingHTTPServer
@@ -156,7 +156,7 @@ class FakeDiscord:
 
     # Lifecycle ##################################################################
 
-    def start(self) -> Self:
+    def start(self) -> FakeDiscord:
         """Start serving (reusing the previous port on a restart)."""
         if self._http is not None:
             return self
@@ -187,7 +187,7 @@ class FakeDiscord:
         self._http = None
         self._thread = None
 
-    def __enter__(self) -> Self:
+    def __enter__(self) -> FakeDiscord:  # noqa: PYI034 (typing.Self needs 3.11)
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -516,7 +516,7 @@ class FakeDiscord:
                        "avatar": None, "discriminator": "0000"},
             "attachments": [], "embeds": embeds, "mentions": [], "mention_roles": [], "pinned": False,
             "mention_everyone": False, "tts": bool(payload.get("tts")),
-            "timestamp": datetime.now(UTC).isoformat(), "edited_timestamp": None,
+            "timestamp": datetime.now(timezone.utc).isoformat(), "edited_timestamp": None,
             "flags": payload.get("flags") or 0, "components": [], "webhook_id": self.webhook_id,
         }, headers)
 

@@ -16,7 +16,6 @@ import signal
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
-from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -96,7 +95,7 @@ def posts(discord: FakeDiscord) -> list[dict[str, Any]]:
 def gaps_after(discord: FakeDiscord, status: int) -> list[float]:
     """For each POST answered `status`, the seconds until the next POST arrived."""
     reqs = posts(discord)
-    return [after['t'] - before['t'] for before, after in pairwise(reqs)
+    return [after['t'] - before['t'] for before, after in zip(reqs, reqs[1:])
             if before['status'] == status]
 
 

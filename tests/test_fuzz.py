@@ -98,8 +98,8 @@ def check_book(ws: bot.BybitWS) -> None:
             assert 0 < size < math.inf, (side, level)
     bid_prices = [p for p, _ in book['bids']]
     ask_prices = [p for p, _ in book['asks']]
-    assert all(a > b for a, b in itertools.pairwise(bid_prices)), bid_prices
-    assert all(a < b for a, b in itertools.pairwise(ask_prices)), ask_prices
+    assert all(a > b for a, b in zip(bid_prices, bid_prices[1:])), bid_prices
+    assert all(a < b for a, b in zip(ask_prices, ask_prices[1:])), ask_prices
     assert ws._bid_keys == [-p for p in bid_prices]
     assert ws._ask_keys == ask_prices
 

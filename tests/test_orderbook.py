@@ -7,7 +7,6 @@ The order book follows docs/v5/websocket/public/orderbook.mdx: a snapshot resets
 from __future__ import annotations
 
 import copy
-import itertools
 import json
 import logging
 import random
@@ -83,8 +82,8 @@ def levels(pairs: list[tuple[str, str]]) -> list[tuple[float, float]]:
 def assert_sorted(book: dict[str, list[tuple[float, float]]]) -> None:
     bid_prices = [p for p, _ in book['bids']]
     ask_prices = [p for p, _ in book['asks']]
-    assert all(a > b for a, b in itertools.pairwise(bid_prices))
-    assert all(a < b for a, b in itertools.pairwise(ask_prices))
+    assert all(a > b for a, b in zip(bid_prices, bid_prices[1:]))
+    assert all(a < b for a, b in zip(ask_prices, ask_prices[1:]))
     assert all(size > 0 for _, size in book['bids'] + book['asks'])
 
 

@@ -86,7 +86,7 @@ def test_rest_tls_is_verified(bybit, discord, run_bot, tls_rest_url):
 
 
 def test_key_that_can_trade_warns_and_expiry_is_alerted(bybit, discord, run_bot):
-    expires = dt.datetime.now(dt.UTC) + dt.timedelta(days=5, hours=1)
+    expires = dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=5, hours=1)
     bybit.api_key_info.update(
         readOnly=0, expiredAt=expires.strftime('%Y-%m-%dT%H:%M:%SZ'), deadlineDay=5,
         permissions=dict(bybit.api_key_info['permissions'], ContractTrade=['Order', 'Position'],
