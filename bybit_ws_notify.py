@@ -36,7 +36,7 @@ import time
 import urllib.parse
 import uuid
 from collections.abc import Callable, Iterable
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any, NamedTuple
 
 import requests
@@ -531,6 +531,84 @@ _LEGACY_TOPICS = (  # the first version's inverse /realtime topics and their V5 
 )
 
 
+# Bybit's order lifecycle (docs/v5/enum.mdx, orderStatus): a conditional order waits Untriggered and
+# is Triggered; an order lives as New, then PartiallyFilled; every other status closes it for good.
+ORDER_STAGES = {'Untriggered': 0, 'Triggered': 1, 'New': 2, 'PartiallyFilled': 3}
+CLOSED_STAGE = len(ORDER_STAGES)
+
+
+def _positive_int(value: Any) -> int | None:
+    number = dec(value)
+    return int(number) if number is not None and number > 0 else None
+
+
+def update_version(kind: str, item: dict) -> list:
+    """What "newer" means for an update, as [tag, time_ms]: an order's [orderStatus, updatedTime],
+    a position's [seq, updatedTime], a wallet account's [None, creationTime]. Missing parts are
+    None and are not compared."""
+    if kind == 'order':
+        return [item.get('orderStatus'), _positive_int(item.get('updatedTime'))]
+    if kind == 'position':
+        return [_positive_int(item.get('seq')), _positive_int(item.get('updatedTime'))]
+    return [None, _positive_int(item.get('updatedTime') or item.get('creationTime'))]
+
+
+def is_older(kind: str, known: list, version: list) -> bool:
+    """True when an update (its version) is older than the version already known."""
+    tag, time_ms = version
+    known_tag, known_ms = known
+    if kind == 'order':
+        stage = ORDER_STAGES.get(tag, CLOSED_STAGE)
+        known_stage = ORDER_STAGES.get(known_tag, CLOSED_STAGE)
+        if stage < known_stage or (stage == known_stage == CLOSED_STAGE and tag != known_tag):
+            return True  # a status already passed, or a second way of closing: never applied
+        if stage != known_stage:
+            return False
+    elif kind == 'position' and tag and known_tag:
+        return tag < known_tag  # seq is the cross sequence of the symbol (position.mdx)
+    return bool(time_ms and known_ms and time_ms < known_ms)
+
+
+class LatestKnown:
+    """The newest version known of each order, position or wallet account, for the most recent
+    `maxlen` keys. Bybit's FAQ (docs/faq.mdx, "How can I ensure I am using up-to-date data?") warns
+    that REST and, rarely, the websocket push old data, and a REST resync can be read before a live
+    update arrives: an update older than what is known is neither applied nor alerted. BybitWS's
+    local state and Notifier each keep one, so the rule lives here only."""
+
+    def __init__(self, kind: str, maxlen: int, known: Any = None):
+        self.kind, self.maxlen = kind, maxlen
+        self._known: collections.OrderedDict = collections.OrderedDict()
+        for key, version in (known.items() if isinstance(known, dict) else ()):
+            if isinstance(version, str):  # a state file of 2.0.0 kept the order status only
+                version = [version, None]
+            if isinstance(version, list) and len(version) == 2:
+                self._known[str(key)] = version
+        while len(self._known) > maxlen:
+            self._known.popitem(last=False)
+
+    def get(self, key: str) -> list | None:
+        return self._known.get(key)
+
+    def offer(self, key: str, item: dict) -> bool:
+        """Record item's version under key unless it is older than the known one; False if so."""
+        version = update_version(self.kind, item)
+        known = self._known.get(key)
+        if known is not None:
+            if is_older(self.kind, known, version):
+                return False
+            version = [version[0] if version[0] is not None else known[0],
+                       version[1] if version[1] is not None else known[1]]
+        self._known[key] = version
+        self._known.move_to_end(key)
+        if len(self._known) > self.maxlen:
+            self._known.popitem(last=False)
+        return True
+
+    def items(self) -> dict:
+        return {key: list(version) for key, version in self._known.items()}
+
+
 class BybitError(Exception):
     """A REST call that failed: Bybit's retCode (or an HTTP/network cause) and its message."""
 
@@ -772,6 +850,8 @@ class BybitWS:
         self._seen_exec = BoundedSet(5000)
         self._exec_watermark_ms: int | None = None
         self._position_symbols = BoundedSet(100, [self.symbol])
+        self._latest = {'order': LatestKnown('order', 2000), 'position': LatestKnown('position', 200),
+                        'wallet': LatestKnown('wallet', 20)}
         self._auth_event = threading.Event()
         self._auth_result: str | None = None
         self._tasks: queue.Queue = queue.Queue()
@@ -852,7 +932,9 @@ class BybitWS:
             self._exec_watermark_ms = exec_watermark_ms
             for exec_id in exec_ids:
                 self._seen_exec.add(exec_id)
-            self.data['my_open_order'].update(open_orders or {})
+            for order_id, order in (open_orders or {}).items():
+                if self._latest['order'].offer(order_id, order):
+                    self.data['my_open_order'][order_id] = order
             for symbol in position_symbols:
                 self._position_symbols.add(symbol)
 
@@ -1254,8 +1336,17 @@ class BybitWS:
     def _on_order(self, topic: str, msg: dict) -> None:
         self._apply_orders(_items(msg['data'], 'orderId', topic))
 
+    def _fresh(self, kind: str, items: list, key: Callable[[dict], str]) -> list:
+        """The items not older than what is known (LatestKnown); the caller holds the lock."""
+        fresh = [item for item in items if self._latest[kind].offer(key(item), item)]
+        if len(fresh) < len(items):
+            log.debug('ignored %d %s update(s) older than the known state', len(items) - len(fresh),
+                      kind)
+        return fresh
+
     def _apply_orders(self, orders: list) -> None:
         with self._lock:
+            orders = self._fresh('order', orders, lambda order: order['orderId'])
             open_orders = self.data['my_open_order']
             for order in orders:
                 order_id = order['orderId']
@@ -1267,7 +1358,8 @@ class BybitWS:
                 else:
                     open_orders.pop(order_id, None)
             self.data['timestamp']['order'] = now_ms()
-        self._call('order', orders)
+        if orders:
+            self._call('order', orders)
 
     def _on_execution(self, topic: str, msg: dict) -> None:
         self._apply_executions(_items(msg['data'], 'execId', topic))
@@ -1293,6 +1385,8 @@ class BybitWS:
 
     def _apply_positions(self, positions: list) -> None:
         with self._lock:
+            positions = self._fresh('position', positions,
+                                    lambda p: f"{p['symbol']}:{p.get('positionIdx') or 0}")
             for position in positions:
                 symbol = position['symbol']
                 if dec(position.get('size')):
@@ -1300,17 +1394,23 @@ class BybitWS:
                 if symbol == self.symbol:
                     self.data['position'] = position
             self.data['timestamp']['position'] = now_ms()
-        self._call('position', positions)
+        if positions:
+            self._call('position', positions)
 
     def _on_wallet(self, topic: str, msg: dict) -> None:
-        self._apply_wallet(_items(msg['data'], 'accountType', topic))
+        accounts = _items(msg['data'], 'accountType', topic)
+        for account in accounts:  # a wallet item has no time of its own; its message has
+            account.setdefault('creationTime', msg.get('creationTime'))
+        self._apply_wallet(accounts)
 
     def _apply_wallet(self, accounts: list) -> None:
         with self._lock:
+            accounts = self._fresh('wallet', accounts, lambda a: str(a.get('accountType')))
             if accounts:
                 self.data['wallet'] = accounts[-1]
             self.data['timestamp']['wallet'] = now_ms()
-        self._call('wallet', accounts)
+        if accounts:
+            self._call('wallet', accounts)
 
     # -- recovery after a private (re)connect --------------------------------------------------
 
@@ -1438,12 +1538,16 @@ class BybitWS:
         return 0
 
     def _reread_wallet(self) -> int:
+        # The balance is at least as new as the moment it was asked for: a live wallet message
+        # created after that moment is newer (LatestKnown).
+        asked_ms = now_ms() + self.rest.clock_offset_ms
         result = self.rest.get('/v5/account/wallet-balance',
                                {'accountType': 'UNIFIED',
                                 'coin': settle_coin(self.category, self.symbol)})
         accounts = result.get('list') or []
         for account in accounts:
             account['recovered'] = True
+            account.setdefault('creationTime', asked_ms)
         if accounts:
             self._apply_wallet(accounts)
         return 0
@@ -1838,7 +1942,11 @@ class DiscordSender:
 
 # Formatters ########################################################################################
 # Pure functions: Bybit's event dicts in, a Discord embed (a dict) out. No I/O and no state, so
-# each one is tested with Bybit's official example payloads.
+# each one is tested with Bybit's official example payloads and real-shaped ones.
+#
+# Truth rules: a field Bybit did not send is left out (never 0, "-" or "?"). Balances and PnL in a
+# USD-pegged coin are shown to the cent (an amount under a cent keeps its digits), in any other
+# coin to 8 decimals; prices, quantities and fees are shown as Bybit sent them.
 
 EXEC_TYPE_LABELS = {
     'Trade': 'Fill', 'Funding': 'Funding fee', 'AdlTrade': 'ADL fill (auto-deleveraging)',
@@ -1846,9 +1954,31 @@ EXEC_TYPE_LABELS = {
     'BlockTrade': 'Block trade fill', 'MovePosition': 'Position move',
     'FutureSpread': 'Spread fill', 'CorporateAction': 'Corporate action',
 }
-ORDER_COLORS = {'New': 'info', 'Cancelled': 'muted', 'PartiallyFilledCanceled': 'muted',
-                'Deactivated': 'muted', 'Rejected': 'error', 'Untriggered': 'trigger',
-                'Triggered': 'trigger'}
+ORDER_COLORS = {'New': 'info', 'Cancelled': 'muted', 'Deactivated': 'muted', 'Rejected': 'error',
+                'Untriggered': 'trigger', 'Triggered': 'trigger'}
+PARTLY_CANCELLED = 'Partially filled, rest cancelled'
+# Bybit's cancelType and rejectReason codes (docs/v5/enum.mdx) in a trader's words; any other code
+# is spelled out from its name. The raw code stays in the footer.
+REASON_WORDS = {
+    'EC_CancelForNoFullFill': 'the rest was cancelled (not fully filled)',
+    'EC_NoImmediateQtyToFill': 'nothing could be filled at once',
+    'EC_PostOnlyWillTakeLiquidity': 'post-only, and it would have filled at once',
+    'EC_OrigClOrdIDDoesNotExist': 'the order to cancel was already closed',
+    'EC_PerCancelRequest': 'cancelled on request',
+    'CancelByUser': 'cancelled by you',
+    'CancelByReduceOnly': 'reduce-only, and there was no position left to reduce',
+    'CancelByPrepareLiq': 'cancelled to prevent a liquidation',
+    'CancelAllBeforeLiq': 'cancelled to prevent a liquidation',
+    'CancelByPrepareAdl': 'cancelled for auto-deleveraging (ADL)',
+    'CancelAllBeforeAdl': 'cancelled for auto-deleveraging (ADL)',
+    'CancelByAdmin': 'cancelled by Bybit',
+    'CancelBySettle': 'cancelled at settlement or delisting',
+    'CancelByTpSlTsClear': 'cancelled: its TP/SL was cleared',
+    'CancelBySmp': 'cancelled by self-match prevention',
+    'CancelByDCP': 'cancelled by Disconnection Protect',
+}
+USD_COINS = frozenset(('USD', 'USDT', 'USDC', 'USDE', 'USD1', 'DAI', 'FDUSD', 'PYUSD', 'TUSD'))
+COIN_PLACES = 8  # Bybit's wallet precision for coins (walletBalance "0.00102964")
 _UNSET = ('', '0', 'UNKNOWN', None)
 RECOVERED_NOTE = 'recovered after a disconnect'
 
@@ -1871,6 +2001,52 @@ def _set(value: Any) -> bool:
     return number is not None and number != 0
 
 
+def _words(*parts: Any) -> str:
+    """The parts that hold something, joined by spaces."""
+    return ' '.join(str(p) for p in parts if p not in ('', None))
+
+
+def fmt_money(value: Any, coin: str, signed: bool = False) -> str:
+    """A balance or PnL amount: to the cent in a USD-pegged coin (under a cent it keeps its
+    digits), to 8 decimals in any other coin; '' when Bybit sent no number."""
+    number = value if isinstance(value, Decimal) else dec(value)
+    if number is None:
+        return ''
+    if coin in USD_COINS and (number == 0 or abs(number) >= Decimal('0.01')):
+        text = format(number.quantize(Decimal('0.01'), rounding=ROUND_HALF_UP), 'f')
+        text = '0.00' if text == '-0.00' else text
+    else:
+        text = fmt_num(number, COIN_PLACES)
+    return f'+{text}' if signed and not text.startswith('-') else text
+
+
+def _amount(value: Any, unit: str) -> str:
+    """'value unit' for a number as Bybit sent it; '' when it sent none."""
+    text = fmt_num(value)
+    return '' if text == '-' else f'{text} {unit}'.strip()
+
+
+def _quote_sized(item: dict) -> bool:
+    """True when an order's qty is in the quote coin: marketUnit says so, or, without it, a spot
+    market buy, which Bybit sizes in the quote coin (docs/v5/order/create-order.mdx, marketUnit:
+    "Spot market Buy order: quoteCoin by default"; 2023 messages have no marketUnit at all)."""
+    unit = item.get('marketUnit')
+    if unit:
+        return unit == 'quoteCoin'
+    return (item.get('category') == 'spot' and item.get('orderType') == 'Market'
+            and item.get('side') == 'Buy')
+
+
+def reason_words(code: Any) -> str:
+    """A cancelType or rejectReason code in plain words: 'EC_CancelForNoFullFill' ->
+    'the rest was cancelled (not fully filled)'."""
+    code = str(code or '')
+    if code in REASON_WORDS:
+        return REASON_WORDS[code]
+    name = re.sub(r'^EC_', '', code)
+    return escape_md(re.sub(r'(?<=[a-z0-9])(?=[A-Z])', ' ', name).replace('_', ' ').lower())
+
+
 def period_label(period: str) -> str:
     if period.isdigit():
         minutes = int(period)
@@ -1878,27 +2054,40 @@ def period_label(period: str) -> str:
     return {'D': '1D', 'W': '1W', 'M': '1M'}.get(period, period)
 
 
+def order_status_words(order: dict) -> str:
+    """The status a trader reads: a spot PartiallyFilledCanceled, or a derivatives Cancelled that
+    had executed qty (docs/v5/enum.mdx), is "Partially filled, rest cancelled"."""
+    status = order.get('orderStatus') or ''
+    if status == 'PartiallyFilledCanceled' or (status == 'Cancelled' and _set(order.get('cumExecQty'))):
+        return PARTLY_CANCELLED
+    return status
+
+
 def format_order(order: dict, units: Units) -> dict:
     """One order status change: New, PartiallyFilled, Filled, Cancelled, Rejected, or a
     conditional order's Untriggered, Triggered, Deactivated."""
-    status = order.get('orderStatus') or '?'
-    side, symbol = order.get('side') or '?', order.get('symbol') or '?'
+    status = order.get('orderStatus') or ''
+    words = order_status_words(order)
+    side, symbol = order.get('side') or '', order.get('symbol') or ''
     order_type = order.get('orderType') or ''
     price = order.get('price')
-    # A spot market order can be sized in the quote coin (marketUnit, docs/v5/order/create-order)
-    qty_unit = units.value if order.get('marketUnit') == 'quoteCoin' else units.qty
-    title = f"Order {status}: {side} {order_type} {fmt_num(order.get('qty'))} {qty_unit} {symbol}"
+    qty_unit = units.value if _quote_sized(order) else units.qty
+    what = _words(side, order_type, _amount(order.get('qty'), qty_unit), symbol)
+    title = f"Order {words or 'update'}" + (f': {what}' if what else '')
     if order_type != 'Market' and _set(price):
         title += f' @ {fmt_num(price)}'
-    fields = [_field('Status', status), _field('Side', side)]
+    fields = [_field('Status', words)] if words else []
+    if side:
+        fields.append(_field('Side', side))
     if order.get('stopOrderType') not in _UNSET:
         fields.append(_field('Conditional', order['stopOrderType']))
+    filled_qty = fmt_num(order.get('cumExecQty') or 0)
     if qty_unit == units.qty:
-        filled = f"{fmt_num(order.get('cumExecQty') or 0)} / {fmt_num(order.get('qty'))} {units.qty}"
-    else:
-        filled = (f"{fmt_num(order.get('cumExecQty') or 0)} {units.qty} for "
-                  f"{fmt_num(order.get('cumExecValue') or 0)} / {fmt_num(order.get('qty'))} "
-                  f"{units.value}")
+        filled = f"{filled_qty} / {_amount(order.get('qty'), units.qty)}" if _set(order.get('qty')) \
+            else f'{filled_qty} {units.qty}'
+    else:  # bought for an amount of the quote coin: what it got, and what it spent of the amount
+        spent = fmt_num(order.get('cumExecValue') or 0)
+        filled = f"{filled_qty} {units.qty} for {spent} / {_amount(order.get('qty'), units.value)}"
     fields.append(_field('Filled', filled))
     if _set(order.get('avgPrice')):
         fields.append(_field('Avg price', fmt_num(order['avgPrice'])))
@@ -1910,22 +2099,111 @@ def format_order(order: dict, units: Units) -> dict:
     for name, key in (('Take profit', 'takeProfit'), ('Stop loss', 'stopLoss')):
         if _set(order.get(key)):
             fields.append(_field(name, fmt_num(order[key])))
+    codes = []
     if status in ('Cancelled', 'Deactivated', 'PartiallyFilledCanceled') and \
             order.get('cancelType') not in _UNSET:
-        fields.append(_field('Cancel reason', order['cancelType']))
+        codes.append(str(order['cancelType']))
     if status in ('Rejected', 'Cancelled', 'Deactivated', 'PartiallyFilledCanceled') and \
             order.get('rejectReason') not in ('', 'EC_NoError', None):
-        fields.append(_field('Reject reason', escape_md(order['rejectReason'])))
+        codes.append(str(order['rejectReason']))
+    if codes:
+        fields.append(_field('Reason', '; '.join(reason_words(c) for c in codes)))
     if order.get('reduceOnly') is True:
         fields.append(_field('Reduce only', 'yes'))
     if order.get('orderLinkId'):
         fields.append(_field('Link ID', escape_md(order['orderLinkId'])))
-    color = ORDER_COLORS.get(status)
+    color = None if words == PARTLY_CANCELLED else ORDER_COLORS.get(status)
     return {
         'title': title, 'color': COLOR[color] if color else _side_color(side), 'fields': fields,
-        'footer': _footer(f"order {order.get('orderId', '?')}",
+        'footer': _footer(f"order {order['orderId']}" if order.get('orderId') else '',
+                          ''.join(ch for ch in ' '.join(codes) if ch.isprintable()),
                           RECOVERED_NOTE if order.get('recovered') else ''),
         'timestamp': iso_ms(order.get('updatedTime')),
+    }
+
+
+def _fee_coin(fill: dict, units: Units) -> str:
+    """feeCurrency when Bybit sent it. Spot fills often lack it: a spot buy pays its fee in the
+    base coin, a sell in the quote coin; derivatives pay in the settle coin."""
+    if fill.get('feeCurrency'):
+        return str(fill['feeCurrency'])
+    if fill.get('category') == 'spot':
+        return units.qty if fill.get('side') == 'Buy' else units.value
+    return units.value
+
+
+def _extra_fees(fill: dict) -> list:
+    """extraFees as (feeType, feeCoin, fee) tuples: a list of objects (e.g. GST), or '' when none
+    (docs/v5/websocket/private/execution.mdx)."""
+    extra = fill.get('extraFees')
+    if isinstance(extra, str) and extra.strip().startswith('['):
+        try:
+            extra = json.loads(extra)
+        except ValueError:
+            extra = []
+    fees = []
+    for item in extra if isinstance(extra, list) else ():
+        if isinstance(item, dict) and dec(item.get('fee')) is not None:
+            fees.append((str(item.get('feeType') or 'extra fee'), str(item.get('feeCoin') or ''),
+                         dec(item['fee'])))
+    return fees
+
+
+def _fee_fields(fills: list, coin: str) -> list:
+    """The Fee field: execFee plus the extra fees (GST, VAT) in the same coin, which it names;
+    extra fees in another coin get a field of their own."""
+    fees = [dec(f.get('execFee')) for f in fills]
+    known = [fee for fee in fees if fee is not None]
+    extras: dict = {}
+    for fill in fills:
+        for fee_type, fee_coin, fee in _extra_fees(fill):
+            key = (fee_type, fee_coin or coin)
+            extras[key] = extras.get(key, Decimal(0)) + fee
+    same = {t: v for (t, c), v in extras.items() if c == coin}
+    other = {(t, c): v for (t, c), v in extras.items() if c != coin}
+    fields = []
+    if known or same:
+        total = sum(known, Decimal(0)) + sum(same.values(), Decimal(0))
+        text = f'{fmt_num(total)} {coin}'
+        if same:
+            text += ' (incl. ' + ', '.join(f'{t} {fmt_num(v)}' for t, v in same.items()) + ')'
+        fields.append(_field('Fee', text))
+    if other:
+        fields.append(_field('Extra fees', ', '.join(f'{t} {fmt_num(v)} {c}'
+                                                     for (t, c), v in other.items())))
+    return fields
+
+
+def _format_funding(fills: list, units: Units) -> dict:
+    """A funding settlement: paid or received, on which position, at which mark price and rate.
+    For a Funding execution Bybit puts the position size in execQty, the mark price in execPrice
+    and the funding rate in feeRate; a positive execFee is paid, a negative one received."""
+    first = fills[0]
+    symbol = first.get('symbol') or ''
+    coin = first.get('feeCurrency') or units.value
+    fees = [dec(f.get('execFee')) for f in fills]
+    amount = sum((fee for fee in fees if fee is not None), Decimal(0))
+    word = 'received' if amount < 0 else 'paid'
+    side = {'Buy': 'Long', 'Sell': 'Short'}.get(first.get('side'), '')
+    position = _words(side, _amount(first.get('execQty'), units.qty)) if _set(first.get('execQty')) \
+        else ''
+    shown = f'{fmt_num(abs(amount))} {coin}'
+    title = f'Funding {word}: {shown}' + (f' on {symbol}' if symbol else '') + (
+        f' {position}' if position else '')
+    fields = [_field('Amount', f'{shown} {word}')]
+    if position:
+        fields.append(_field('Position', position))
+    if _set(first.get('execPrice')):
+        fields.append(_field('Mark price', fmt_num(first['execPrice'])))
+    rate = dec(first.get('feeRate'))
+    if rate is not None:
+        fields.append(_field('Funding rate', f'{fmt_num(rate * 100)}%'))
+    return {
+        'title': title, 'color': COLOR['sell'] if word == 'paid' else COLOR['buy'],
+        'fields': fields,
+        'footer': _footer(f"exec {first.get('execId')}" if first.get('execId') else '',
+                          RECOVERED_NOTE if first.get('recovered') else ''),
+        'timestamp': iso_ms(fills[-1].get('execTime')),
     }
 
 
@@ -1933,45 +2211,50 @@ def format_execution(fills: list, units: Units) -> dict:
     """The fills of one order that arrived together, as one alert: each fill (first 10), the total
     against the order qty, VWAP, fee, maker/taker and the realised PnL of closing fills."""
     first, last = fills[0], fills[-1]
-    side, symbol = first.get('side') or '?', first.get('symbol') or '?'
     exec_type = first.get('execType') or 'Trade'  # execution.fast has no execType: Trade only
+    if exec_type == 'Funding':
+        return _format_funding(fills, units)
+    side, symbol = first.get('side') or '', first.get('symbol') or ''
     label = EXEC_TYPE_LABELS.get(exec_type, exec_type)
     qtys = [dec(f.get('execQty')) or Decimal(0) for f in fills]
     prices = [dec(f.get('execPrice')) or Decimal(0) for f in fills]
     total = sum(qtys, Decimal(0))
     places = max((max(-p.as_tuple().exponent, 0) for p in prices), default=2) + 2
     vwap = sum((p * q for p, q in zip(prices, qtys)), Decimal(0)) / total if total else None
-    fee_coin = first.get('feeCurrency') or units.value
-    fee = sum((dec(f.get('execFee')) or Decimal(0) for f in fills), Decimal(0))
     closing = [f for f in fills if _set(f.get('closedSize'))]
-    pnl = sum((dec(f.get('execPnl')) or Decimal(0) for f in closing), Decimal(0))
+    pnls = [dec(f.get('execPnl')) for f in closing]
     makers = {f.get('isMaker') for f in fills}
 
-    if exec_type == 'Funding':
-        title = f'{label} {symbol}: {fmt_num(fee)} {fee_coin} ' + (
-            '(received)' if fee < 0 else '(paid)')
-    else:
-        title = f'{label}: {side} {fmt_num(total)} {units.qty} {symbol} @ {fmt_num(vwap, places)}'
-        if len(fills) > 1:
-            title += f' ({len(fills)} fills)'
+    title = f'{label}: ' + _words(side, f'{fmt_num(total)} {units.qty}', symbol)
+    if vwap is not None:
+        title += f' @ {fmt_num(vwap, places)}'
+    if len(fills) > 1:
+        title += f' ({len(fills)} fills)'
     fields = []
     if len(fills) > 1:
         lines = [f'{fmt_num(q)} @ {fmt_num(p)}' for q, p in zip(qtys[:10], prices[:10])]
         if len(fills) > 10:
             lines.append(f'... and {len(fills) - 10} more')
         fields.append(_field('Fills', '\n'.join(lines), inline=False))
-    if exec_type != 'Funding':
-        order_qty = first.get('orderQty')
-        filled = f'{fmt_num(total)} / {fmt_num(order_qty)} {units.qty}' if _set(order_qty) \
-            else f'{fmt_num(total)} {units.qty}'
-        fields += [_field('Filled', filled),
-                   _field('VWAP' if len(fills) > 1 else 'Price', fmt_num(vwap, places))]
-    fields.append(_field('Fee', f'{fmt_num(fee)} {fee_coin}'))
-    if exec_type != 'Funding':
+    order_qty = first.get('orderQty')
+    if _quote_sized(first) and _set(order_qty):  # a spot market buy for an amount of quote coin
+        values = [dec(f.get('execValue')) for f in fills]
+        spent = f' for {fmt_num(sum(values, Decimal(0)))}' if None not in values else ' of'
+        filled = f'{fmt_num(total)} {units.qty}{spent} / {fmt_num(order_qty)} {units.value}'
+    elif _set(order_qty):
+        filled = f'{fmt_num(total)} / {fmt_num(order_qty)} {units.qty}'
+    else:
+        filled = f'{fmt_num(total)} {units.qty}'
+    fields.append(_field('Filled', filled))
+    if vwap is not None:
+        fields.append(_field('VWAP' if len(fills) > 1 else 'Price', fmt_num(vwap, places)))
+    fields += _fee_fields(fills, _fee_coin(first, units))
+    if makers <= {True, False} and makers:
         fields.append(_field('Liquidity', 'maker' if makers == {True} else
                              'taker' if makers == {False} else 'maker + taker'))
-    if closing:
-        fields.append(_field('Realised PnL', f'{fmt_num(pnl)} {units.value}'))
+    if closing and None not in pnls:  # only the PnL Bybit sent: a missing execPnl is not a 0
+        fields.append(_field('Realised PnL',
+                             f'{fmt_money(sum(pnls, Decimal(0)), units.value)} {units.value}'))
     if _set(last.get('leavesQty')):
         fields.append(_field('Left', f"{fmt_num(last['leavesQty'])} {units.qty}"))
     if first.get('orderType') not in _UNSET:
@@ -1980,7 +2263,7 @@ def format_execution(fills: list, units: Units) -> dict:
         COLOR['error'] if exec_type in ('BustTrade', 'AdlTrade') else COLOR['warn'])
     return {
         'title': title, 'color': color, 'fields': fields,
-        'footer': _footer(f"order {first.get('orderId') or '-'}",
+        'footer': _footer(f"order {first['orderId']}" if first.get('orderId') else '',
                           f"exec {first.get('execId')}" + (' ...' if len(fills) > 1 else ''),
                           RECOVERED_NOTE if first.get('recovered') else ''),
         'timestamp': iso_ms(last.get('execTime')),
@@ -2047,17 +2330,25 @@ def format_position(change: str, prev: dict, cur: dict, units: Units,
     if change == 'closed':
         title = f"Position closed: {cur['symbol']} (was {direction} {prev['size']} {units.qty})"
     fields = [_field('Side', direction if change != 'closed' else 'Flat'),
-              _field('Size', f"{prev['size']} → {cur['size']} {units.qty}"),
-              _field('Entry', shown['entry']), _field('Mark', cur['mark']),
-              _field('Liq. price', cur['liq'] if _set(cur['liq']) else '-'),
-              _field('Unrealised PnL', f"{cur['upnl']} {units.value}"),
-              _field('Realised PnL', f"{cur['realised']} {units.value}")]
+              _field('Size', f"{prev['size']} → {cur['size']} {units.qty}")]
+    if _set(shown['entry']):
+        fields.append(_field('Entry', shown['entry']))
+    if _set(cur['mark']):
+        fields.append(_field('Mark', cur['mark']))
+    if _set(cur['liq']) and change != 'closed':
+        fields.append(_field('Liq. price', cur['liq']))
+    pnls = [('Unrealised PnL', cur['upnl'] if change != 'closed' else ''),
+            ('Realised PnL', cur['realised'])]  # curRealisedPnl: only when Bybit sent it
+    for name, value in pnls:
+        money = fmt_money(value, units.value)
+        if money:
+            fields.append(_field(name, f'{money} {units.value}'))
     for name, key in (('Take profit', 'tp'), ('Stop loss', 'sl')):
         if _set(cur[key]):
             fields.append(_field(name, cur[key]))
         elif _set(prev[key]) and change != 'closed':
             fields.append(_field(name, f"removed (was {prev[key]})"))
-    if cur['leverage'] != '-':
+    if _set(cur['leverage']):
         fields.append(_field('Leverage', f"{cur['leverage']}x"))
     color = {'closed': COLOR['muted'], 'flipped': COLOR['warn'], 'reduced': COLOR['info'],
              'updated': COLOR['info']}.get(change, _side_color(cur['side']))
@@ -2067,19 +2358,32 @@ def format_position(change: str, prev: dict, cur: dict, units: Units,
 
 
 def format_wallet(coin: str, before: str, after: str, account: dict, coin_row: dict) -> dict:
-    """A change of the settle coin's wallet balance."""
+    """A change of the settle coin's wallet balance. On a Unified account a borrow (borrowAmount,
+    spotBorrow) moves the balance too: it is shown as borrowed, so it does not read as a loss."""
     change = (dec(after) or Decimal(0)) - (dec(before) or Decimal(0))
-    sign = '+' if change >= 0 else ''
-    fields = [_field('Wallet balance', f'{after} {coin}'),
-              _field('Change', f'{sign}{fmt_num(change)} {coin}'),
-              _field('Equity', f"{fmt_num(coin_row.get('equity'))} {coin}")]
+    shown_change = fmt_money(change, coin, signed=True)
+    fields = [_field('Wallet balance', f'{fmt_money(after, coin)} {coin}'),
+              _field('Change', f'{shown_change} {coin}')]
+    borrowed = dec(coin_row.get('borrowAmount'))
+    spot_borrow = dec(coin_row.get('spotBorrow'))
+    if borrowed is None or borrowed <= 0:
+        borrowed = spot_borrow
+    title = f'Balance {coin}: {fmt_money(before, coin)} → {fmt_money(after, coin)} ({shown_change})'
+    if borrowed is not None and borrowed > 0:
+        text = f'{fmt_money(borrowed, coin)} {coin}'
+        if spot_borrow and spot_borrow > 0 and spot_borrow != borrowed:
+            text += f' ({fmt_money(spot_borrow, coin)} by spot margin)'
+        fields.append(_field('Borrowed', text))
+        title += f', {fmt_money(borrowed, coin)} borrowed'
+    if fmt_money(coin_row.get('equity'), coin):  # a classic SPOT wallet sends equity ""
+        fields.append(_field('Equity', f"{fmt_money(coin_row['equity'], coin)} {coin}"))
     if _set(coin_row.get('unrealisedPnl')):
-        fields.append(_field('Unrealised PnL', f"{fmt_num(coin_row['unrealisedPnl'])} {coin}"))
-    if account.get('totalEquity'):
+        fields.append(_field('Unrealised PnL', f"{fmt_money(coin_row['unrealisedPnl'], coin)} {coin}"))
+    if dec(account.get('totalEquity')) is not None:
         fields.append(_field('Account equity', f"{fmt_num(account['totalEquity'], 2)} USD"))
-    if account.get('totalAvailableBalance'):
+    if dec(account.get('totalAvailableBalance')) is not None:
         fields.append(_field('Available', f"{fmt_num(account['totalAvailableBalance'], 2)} USD"))
-    return {'title': f'Balance {coin}: {before} → {after} ({sign}{fmt_num(change)})',
+    return {'title': title,
             'color': COLOR['buy'] if change >= 0 else COLOR['sell'], 'fields': fields,
             'footer': _footer(f"{account.get('accountType') or 'account'} wallet",
                               RECOVERED_NOTE if account.get('recovered') else '')}
@@ -2089,15 +2393,16 @@ def format_kline(candle: dict, symbol: str, units: Units) -> dict:
     """One closed candle (confirm: true): OHLC, volume and change."""
     open_, close = dec(candle.get('open')), dec(candle.get('close'))
     change = (close - open_) / open_ * 100 if open_ and close is not None else None
-    change_text = f'{change:+.2f}%' if change is not None else '-'
-    label = period_label(str(candle.get('interval') or '?'))
+    change_text = f'{change:+.2f}%' if change is not None else ''
+    label = period_label(str(candle.get('interval') or ''))
+    title = f'{symbol} {label} closed: {fmt_num(close)}' + (f' ({change_text})' if change_text else '')
+    values = [('Open', _amount(open_, '')), ('High', _amount(candle.get('high'), '')),
+              ('Low', _amount(candle.get('low'), '')), ('Close', _amount(close, '')),
+              ('Volume', _amount(candle.get('volume'), units.qty)), ('Change', change_text)]
     return {
-        'title': f'{symbol} {label} closed: {fmt_num(close)} ({change_text})',
+        'title': title,
         'color': COLOR['buy'] if change is not None and change >= 0 else COLOR['sell'],
-        'fields': [_field('Open', fmt_num(open_)), _field('High', fmt_num(candle.get('high'))),
-                   _field('Low', fmt_num(candle.get('low'))), _field('Close', fmt_num(close)),
-                   _field('Volume', f"{fmt_num(candle.get('volume'))} {units.qty}"),
-                   _field('Change', change_text)],
+        'fields': [_field(name, value) for name, value in values if value],
         'footer': _footer(f"{label} candle from {fmt_time_ms(candle.get('start'))}",
                           RECOVERED_NOTE if candle.get('recovered') else ''),
         'timestamp': iso_ms(candle.get('start')),
@@ -2167,7 +2472,8 @@ def format_fallback(kind: str, raw: Any, error: str) -> dict:
         else:
             lines.append(escape_md(trim(item, 300)))
     return {'title': f'{kind} event (raw)', 'color': COLOR['warn'],
-            'description': '\n'.join(lines) or '-', 'footer': _footer(f'formatter error: {error}')}
+            'description': '\n'.join(lines) or '(an empty event)',
+            'footer': _footer(f'formatter error: {error}')}
 
 # Main ##############################################################################################
 
@@ -2290,13 +2596,18 @@ def _state_get(state: dict, key: str, kind: type, default: Any) -> Any:
 
 
 class Notifier:
-    """Turns BybitWS callbacks into alerts. It keeps this symbol's category, suppresses repeats,
-    groups the fills of one order, diffs positions and balances, and remembers what it alerted
-    so that a restart neither repeats nor loses an alert. Formatting errors become a plain
-    fallback alert, never silence."""
+    """The alert policy: turns BybitWS callbacks into alerts. It keeps this symbol's category,
+    drops updates older than what it knows (LatestKnown) and repeats, groups the fills of one
+    order, diffs positions and balances, learns the account silently on a first start, posts the
+    startup alert before any other, and remembers what it alerted so that a restart neither
+    repeats nor loses an alert. Formatting errors become a plain fallback alert, never silence.
 
-    def __init__(self, cfg: Settings, sender: Any, state: dict | None):
-        self.cfg, self.sender = cfg, sender
+    Time comes from `clock` and the grouping timer is `tick(now)`, so the policy runs without
+    threads or sockets; `start()` adds the thread that calls `tick` when something is due."""
+
+    def __init__(self, cfg: Settings, sender: Any, state: dict | None, *,
+                 clock: Callable[[], float] = time.monotonic):
+        self.cfg, self.sender, self.clock = cfg, sender, clock
         self.fresh = state is None
         state = state or {}
         self.on_change: Callable[[], None] = lambda: None
@@ -2307,14 +2618,20 @@ class Notifier:
         self.alerted_exec = BoundedSet(EXEC_MEMORY, [i for i in _state_get(state, 'exec_ids', list, [])
                                                      if isinstance(i, str)])
         self.exec_watermark_ms = _state_get(state, 'exec_watermark_ms', int, 0) or now_ms()
-        self.order_status = collections.OrderedDict(_state_get(state, 'orders', dict, {}))
+        self.orders = LatestKnown('order', ORDER_MEMORY, _state_get(state, 'orders', dict, {}))
         self.open_orders = _state_get(state, 'open_orders', dict, {})
         self.positions = {key: view for key, view in _state_get(state, 'positions', dict, {}).items()
                           if isinstance(view, dict) and POSITION_KEYS <= view.keys()}
+        versions = _state_get(state, 'versions', dict, {})
+        self.position_versions = LatestKnown('position', 200, versions.get('position'))
+        self.wallet_versions = LatestKnown('wallet', 20, versions.get('wallet'))
         self.wallet = _state_get(state, 'wallet', dict, {})
         self.kline_last_start = _state_get(state, 'kline_last_start', int, 0)
         self.key_expiry_alerted = _state_get(state, 'key_expiry_alerted', str, '')
-        self.baseline_pending = self.fresh  # a first run learns the account before alerting
+        # A first start (no state file) learns the account without alerting it: the startup REST
+        # reads (set_baseline) and the REST rows of the first private resync are the baseline.
+        self.baseline_pending = self.fresh
+        self._held: list | None = []  # alerts wait here until the startup alert has gone out
         self._groups: dict = {}
         self._wallet_pending: dict | None = None
         self._down_alerted: dict = {}
@@ -2331,13 +2648,22 @@ class Notifier:
         threading.Thread(target=self._run_timer, name='alert-timer', daemon=True).start()
 
     def stop(self) -> None:
-        """Flush the fills and balance change still being grouped."""
+        """Flush the fills and balance change still being grouped, and anything held back."""
         with self._lock:
             self._stopped = True
             for key in list(self._groups):
                 self._flush_group(key)
             self._flush_wallet()
+            self._release()
             self._timer.notify_all()
+
+    def post_startup(self, embed: dict) -> None:
+        """Send the startup alert, then the alerts that arrived while the bot was starting: the
+        startup alert always comes first."""
+        with self._lock:
+            self.sender.send(embed)
+            self._release()
+            self.on_change()
 
     # -- helpers ---------------------------------------------------------------------------------
 
@@ -2354,18 +2680,16 @@ class Notifier:
             log.exception('the %s formatter failed; sending the raw event instead', kind)
             embed = format_fallback(kind, raw, f'{type(exc).__name__}: {trim(exc, 100)}')
         if embed:
-            self.sender.send(embed)
+            if self._held is not None:
+                self._held.append(embed)
+            else:
+                self.sender.send(embed)
             self.on_change()
 
-    def _remember_order(self, order_id: str, status: str) -> bool:
-        """Record an order's status; False when it is the status already known."""
-        if self.order_status.get(order_id) == status:
-            return False
-        self.order_status[order_id] = status
-        self.order_status.move_to_end(order_id)
-        while len(self.order_status) > ORDER_MEMORY:
-            self.order_status.popitem(last=False)
-        return True
+    def _release(self) -> None:
+        held, self._held = self._held or [], None
+        for embed in held:
+            self.sender.send(embed)
 
     # -- callbacks -------------------------------------------------------------------------------
 
@@ -2383,20 +2707,24 @@ class Notifier:
             self._timer.notify_all()
             self.on_change()
 
-    def on_order(self, ws: BybitWS, orders: list) -> None:
+    def on_order(self, ws: BybitWS | None, orders: list) -> None:
         self._each('order', orders, self._order)
 
     def _order(self, order: dict) -> None:
         order_id, status = order.get('orderId'), order.get('orderStatus')
         if not self._mine(order) or not order_id or not status:
             return
-        if not self._remember_order(order_id, status):
+        known = self.orders.get(order_id)
+        if not self.orders.offer(order_id, order):
+            log.debug('order %s: ignored %s, older than the known %s', order_id, status, known[0])
+            return
+        if known and known[0] == status:
             return  # the same status again, e.g. the two Filled of a cancel/fill race
         if order.get('recovered') and self.baseline_pending or not self.cfg.order_notify:
             return
         self._emit('order', order, format_order, order, self._units(order.get('symbol')))
 
-    def on_execution(self, ws: BybitWS, fills: list) -> None:
+    def on_execution(self, ws: BybitWS | None, fills: list) -> None:
         self._each('execution', fills, self._fill)
 
     def _fill(self, fill: dict) -> None:
@@ -2404,7 +2732,9 @@ class Notifier:
             return
         key = fill.get('orderId') or fill['execId']
         group = self._groups.setdefault(
-            key, {'fills': [], 'due': time.monotonic() + self.cfg.exec_coalesce_s})
+            key, {'fills': [], 'due': self.clock() + self.cfg.exec_coalesce_s})
+        if any(f['execId'] == fill['execId'] for f in group['fills']):
+            return  # the live fill and its REST copy while the group is still open
         group['fills'].append(fill)
         if fill.get('recovered'):
             group['due'] = 0.0  # a REST batch arrives whole: the timer flushes right after it
@@ -2423,14 +2753,17 @@ class Notifier:
                                          int(dec(fill.get('execTime')) or 0))
         self.on_change()
 
-    def on_position(self, ws: BybitWS, positions: list) -> None:
+    def on_position(self, ws: BybitWS | None, positions: list) -> None:
         self._each('position', positions, self._position)
 
-    def _position(self, position: dict) -> None:
+    def _position(self, position: dict, silent: bool = False) -> None:
         if not self._mine(position):
             return
         cur = position_view(position)
         key = f"{cur['symbol']}:{cur['idx']}"
+        if not self.position_versions.offer(key, position):
+            log.debug('position %s: ignored an update older than the known one', key)
+            return
         prev = self.positions.get(key) or flat_position(cur)
         change = classify_position(prev, cur)
         if change is None and prev['size'] != '0':  # keep the last alerted liq: drift adds up
@@ -2439,28 +2772,31 @@ class Notifier:
             self.positions.pop(key, None)
         else:
             self.positions[key] = cur
-        if change is None or (position.get('recovered') and self.baseline_pending):
+        if change is None or silent or (position.get('recovered') and self.baseline_pending):
             return
         if self.cfg.position_notify:
             self._emit('position', position, format_position, change, prev, cur,
                        self._units(cur['symbol']), bool(position.get('recovered')))
 
-    def on_wallet(self, ws: BybitWS, accounts: list) -> None:
+    def on_wallet(self, ws: BybitWS | None, accounts: list) -> None:
         self._each('wallet', accounts, self._account)
 
-    def _account(self, account: dict) -> None:
+    def _account(self, account: dict, silent: bool = False) -> None:
         for row in account.get('coin') or ():
             if row.get('coin') != self._coin or dec(row.get('walletBalance')) is None:
+                continue
+            if not self.wallet_versions.offer(self._coin, account):
+                log.debug('wallet %s: ignored a balance older than the known one', self._coin)
                 continue
             balance = fmt_num(row['walletBalance'])
             before = self.wallet.get(self._coin)
             self.wallet[self._coin] = balance
-            if before is None or before == balance or not self.cfg.wallet_notify or (
+            if before is None or before == balance or not self.cfg.wallet_notify or silent or (
                     account.get('recovered') and self.baseline_pending):
                 continue
             # Every fill moves the balance (fee, PnL): one alert per burst, not per fill.
             if self._wallet_pending is None:
-                self._wallet_pending = {'before': before, 'due': time.monotonic() +
+                self._wallet_pending = {'before': before, 'due': self.clock() +
                                         max(self.cfg.exec_coalesce_s, 1.0)}
             self._wallet_pending.update(after=balance, account=account, row=row)
 
@@ -2470,7 +2806,7 @@ class Notifier:
             self._emit('wallet', pending['account'], format_wallet, self._coin, pending['before'],
                        pending['after'], pending['account'], pending['row'])
 
-    def on_ohlcv(self, ws: BybitWS, candles: list) -> None:
+    def on_ohlcv(self, ws: BybitWS | None, candles: list) -> None:
         self._each('kline', candles, self._candle)
 
     def _candle(self, candle: dict) -> None:
@@ -2484,14 +2820,14 @@ class Notifier:
             self._emit('kline', candle, format_kline, candle, self.cfg.symbol,
                        self._units(self.cfg.symbol))
 
-    def on_status(self, ws: BybitWS, event: dict) -> None:
+    def on_status(self, ws: BybitWS | None, event: dict) -> None:
         kind, stream = event.get('event'), event.get('stream')
         with self._lock:
             if kind == 'ready' and stream == 'private':
                 self.baseline_pending = False
             if kind == 'down':
                 # No storm while a connection flaps: one down alert per stream per 10 minutes.
-                clock = time.monotonic()
+                clock = self.clock()
                 if clock - self._last_down_alert.get(stream, -1e9) < 600:
                     return
                 self._last_down_alert[stream] = clock
@@ -2516,30 +2852,46 @@ class Notifier:
             self._emit('status', event, format_status, event)
 
     def set_baseline(self, positions: list, accounts: list) -> None:
-        """What the account looked like at a first start: later changes are alerted against it."""
+        """Learn what the account looks like at a first start, without alerting it: later
+        changes are alerted against it."""
         with self._lock:
-            baseline, self.baseline_pending = self.baseline_pending, True
-            self.on_position(None, positions)  # type: ignore[arg-type]
-            self.on_wallet(None, accounts)  # type: ignore[arg-type]
-            self.baseline_pending = baseline
+            for kind, items, learn in (('position', positions, self._position),
+                                       ('wallet', accounts, self._account)):
+                for item in items:
+                    try:
+                        learn(item, silent=True)
+                    except Exception:  # the live stream brings it again
+                        log.exception('could not learn a %s row at startup', kind)
+            self.on_change()
 
     # -- timer and state -------------------------------------------------------------------------
+
+    def tick(self, now: float | None = None) -> float | None:
+        """Flush the fill groups and the balance change due at `now` (default: the clock); return
+        when the next one is due, on the same clock, or None when nothing waits."""
+        with self._lock:
+            now = self.clock() if now is None else now
+            for key in [k for k, g in self._groups.items() if g['due'] <= now]:
+                self._flush_group(key)
+            if self._wallet_pending and self._wallet_pending['due'] <= now:
+                self._flush_wallet()
+            return self._next_due()
+
+    def _next_due(self) -> float | None:
+        dues = [g['due'] for g in self._groups.values()]
+        if self._wallet_pending:
+            dues.append(self._wallet_pending['due'])
+        return min(dues) if dues else None
 
     def _run_timer(self) -> None:
         with self._lock:
             while not self._stopped:
-                clock = time.monotonic()
                 try:
-                    for key in [k for k, g in self._groups.items() if g['due'] <= clock]:
-                        self._flush_group(key)
-                    if self._wallet_pending and self._wallet_pending['due'] <= clock:
-                        self._flush_wallet()
+                    due = self.tick()
                 except Exception:  # the timer must outlive any one alert
                     log.exception('could not flush a grouped alert')
-                dues = [g['due'] for g in self._groups.values()]
-                if self._wallet_pending:
-                    dues.append(self._wallet_pending['due'])
-                self._timer.wait(max(min(dues) - clock, 0.01) if dues else None)
+                    due = self._next_due()
+                self._timer.wait(None if due is None else max(due - self.clock(), 0.01))
 
     def snapshot(self) -> dict:
         """The state file's content. Taken under the lock that also covers queuing an alert and
@@ -2553,14 +2905,17 @@ class Notifier:
             if self._wallet_pending:
                 wallet[self._coin] = self._wallet_pending['before']
             outbox, outbox_seq = self.sender.pending_state()
+            outbox = list(outbox) + [{'embed': embed} for embed in self._held or ()]
             open_orders = self.open_orders if self.ws is None else {
                 oid: {k: o[k] for k in KEY_FIELDS if k in o}
                 for oid, o in self.ws.open_orders().items()}
             return {
                 'version': STATE_VERSION, 'saved_at': now_ms(), 'symbol': self.cfg.symbol,
                 'exec_watermark_ms': watermark, 'exec_ids': self.alerted_exec.items(),
-                'orders': dict(self.order_status), 'open_orders': open_orders,
+                'orders': self.orders.items(), 'open_orders': open_orders,
                 'positions': self.positions, 'wallet': wallet,
+                'versions': {'position': self.position_versions.items(),
+                             'wallet': self.wallet_versions.items()},
                 'kline_last_start': self.kline_last_start,
                 'key_expiry_alerted': self.key_expiry_alerted,
                 'outbox': outbox, 'outbox_seq': outbox_seq,
@@ -2655,23 +3010,37 @@ def read_account(cfg: Settings, rest: BybitRest, notifier: Notifier, watch: dict
 
 
 def describe_position(rows: list, category: str) -> str:
+    """The open positions for the startup alert, one a line: 'BTCUSDT Long 0.5 BTC @ 95000, uPnL
+    8.50 USDT'; 'flat' when none is open."""
     lines = []
     for row in rows:
         view = position_view(row)
         if view['size'] != '0':
             side = 'Long' if view['side'] == 'Buy' else 'Short'
             units = units_for(category, view['symbol'])
-            lines.append(f"{view['symbol']} {side} {view['size']} {units.qty} @ {view['entry']}, "
-                         f"uPnL {view['upnl']} {units.value}")
+            line = f"{view['symbol']} {side} {view['size']} {units.qty}"
+            if _set(view['entry']):
+                line += f" @ {view['entry']}"
+            if fmt_money(view['upnl'], units.value):
+                line += f", uPnL {fmt_money(view['upnl'], units.value)} {units.value}"
+            lines.append(line)
     return '\n'.join(lines) or 'flat'
 
 
 def describe_balance(accounts: list, coin: str) -> str:
+    """The settle coin's balance for the startup alert; 'none' when Bybit lists no such coin
+    (it leaves out coins with a zero balance, docs/v5/account/wallet-balance.mdx)."""
     for account in accounts:
         for row in account.get('coin') or ():
-            if row.get('coin') == coin:
-                return f"{fmt_num(row.get('walletBalance'))} {coin} (equity {fmt_num(row.get('equity'))})"
-    return f'0 {coin}'
+            if row.get('coin') == coin and fmt_money(row.get('walletBalance'), coin):
+                text = f"{fmt_money(row['walletBalance'], coin)} {coin}"
+                if fmt_money(row.get('equity'), coin):
+                    text += f" (equity {fmt_money(row['equity'], coin)})"
+                borrowed = dec(row.get('borrowAmount'))
+                if borrowed is not None and borrowed > 0:
+                    text += f", {fmt_money(borrowed, coin)} borrowed"
+                return text
+    return f'no {coin} balance'
 
 
 def main() -> int:
@@ -2755,7 +3124,7 @@ def main() -> int:
             if result == 'ok':
                 break
     if not stop.is_set():
-        sender.send(format_startup(watch))
+        notifier.post_startup(format_startup(watch))
 
     next_key_check = time.monotonic() + 86400
     while True:

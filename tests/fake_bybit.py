@@ -26,6 +26,7 @@ import copy
 import hashlib
 import hmac
 import http
+import itertools
 import json
 import random
 import re
@@ -241,6 +242,9 @@ class FakeBybit:
             "isMaster": True,
             "parentUid": "0",
         }
+
+        # A position's seq grows with each update (the cross sequence, position.mdx).
+        self._position_seq = itertools.count(random.randint(10**9, 10**10))
 
         # Runtime.
         self._conns: set[_Conn] = set()
@@ -575,7 +579,7 @@ class FakeBybit:
             "autoAddMargin": 0,
             "leverageSysUpdatedTime": "",
             "mmrSysUpdatedTime": "",
-            "seq": random.randint(10**9, 10**10),
+            "seq": next(self._position_seq),
             "isReduceOnly": False,
         }
         if ws:

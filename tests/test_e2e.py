@@ -75,7 +75,8 @@ def test_order_status_changes_one_alert_each_and_repeats_suppressed(bybit, disco
                                 rejectReason='EC_PostOnlyWillTakeLiquidity')
     bybit.push_private('order', [rejected])
     embed = wait_title(discord, r'^Order Rejected')
-    assert field(embed, 'Reject reason') == r'EC\_PostOnlyWillTakeLiquidity'
+    assert field(embed, 'Reason') == 'post-only, and it would have filled at once'
+    assert 'EC_PostOnlyWillTakeLiquidity' in embed['footer']['text']
     time.sleep(0.5)
     order_titles = [t for t in titles(discord) if t.startswith('Order')]
     assert [t.split(':')[0] for t in order_titles] == [
@@ -116,7 +117,7 @@ def test_wallet_change_of_settle_coin_is_one_alert(bybit, discord, run_bot):
     bybit.push_private('wallet', [bybit.make_wallet('USDT', '1012.5')])
     bybit.push_private('wallet', [bybit.make_wallet('USDT', '1010')])   # same burst: merged
     embed = wait_title(discord, r'^Balance USDT')
-    assert embed['title'] == 'Balance USDT: 1000 → 1010 (+10)'
+    assert embed['title'] == 'Balance USDT: 1000.00 → 1010.00 (+10.00)'
     time.sleep(1.5)
     assert count_titles(discord, '^Balance') == 1
     clean(discord)
@@ -148,7 +149,7 @@ def test_startup_alert_shows_watch_position_and_balance(bybit, discord, run_bot)
     embed = wait_title(discord, 'bybit-ws-notify started')
     assert field(embed, 'Watching') == 'BTCUSDT (linear, mainnet)'
     assert field(embed, 'Position').startswith('BTCUSDT Long 0.5 BTC @ 95000')
-    assert field(embed, 'Balance').startswith('1000 USDT')
+    assert field(embed, 'Balance') == '1000.00 USDT (equity 1000.00)'  # USDT to the cent
     assert 'read-only' in field(embed, 'API key')
     # Only the topics the enabled alerts need, and only GETs against the REST API.
     assert bybit.subscriptions('private') == [{'order', 'execution', 'position', 'wallet'}]

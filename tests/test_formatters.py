@@ -121,10 +121,13 @@ def test_format_order_rest_history_cancelled(history_order: dict[str, Any]) -> N
     embed = bot.format_order(history_order, LINEAR)
     assert embed['title'] == 'Order Cancelled: Buy Limit 0.003 BTC BTCUSDT @ 26864.4'
     # cancelType UNKNOWN, triggerPrice/takeProfit/stopLoss "0.00", avgPrice "0": none shown. The
-    # post-only order was cancelled by Bybit: the rejectReason says why.
+    # post-only order was cancelled by Bybit: the rejectReason says why, in words; the raw code is
+    # in the footer.
     assert fields(embed) == {'Status': 'Cancelled', 'Side': 'Buy', 'Filled': '0 / 0.003 BTC',
-                             'Reject reason': r'EC\_PostOnlyWillTakeLiquidity',
+                             'Reason': 'post-only, and it would have filled at once',
                              'Link ID': 'YLxaWKMiHU'}
+    assert embed['footer']['text'] == ('order 14bad3a1-6454-43d8-bcf2-5345896cf74d · '
+                                       'EC_PostOnlyWillTakeLiquidity')
     assert embed['color'] == bot.COLOR['muted']
     assert embed['timestamp'] == '2023-05-19T06:01:08.372000+00:00'
 
@@ -163,27 +166,30 @@ def test_format_order_filled_inverse(history_order: dict[str, Any]) -> None:
 def test_format_order_cancelled_with_cancel_type(history_order: dict[str, Any]) -> None:
     order = dict(history_order, cancelType='CancelByUser', recovered=True)
     embed = bot.format_order(order, LINEAR)
-    assert fields(embed)['Cancel reason'] == 'CancelByUser'
+    assert fields(embed)['Reason'] == ('cancelled by you; '
+                                       'post-only, and it would have filled at once')
     assert embed['footer']['text'] == (
-        'order 14bad3a1-6454-43d8-bcf2-5345896cf74d · recovered after a disconnect')
+        'order 14bad3a1-6454-43d8-bcf2-5345896cf74d · CancelByUser EC_PostOnlyWillTakeLiquidity'
+        ' · recovered after a disconnect')
 
 
 def test_format_order_rejected_with_reason(history_order: dict[str, Any]) -> None:
     order = dict(history_order, orderStatus='Rejected', rejectReason='EC_NoImmediateQtyToFill')
     embed = bot.format_order(order, LINEAR)
     assert embed['title'].startswith('Order Rejected: ')
-    assert fields(embed)['Reject reason'] == r'EC\_NoImmediateQtyToFill'
+    assert fields(embed)['Reason'] == 'nothing could be filled at once'
+    assert embed['footer']['text'].endswith(' · EC_NoImmediateQtyToFill')
     assert embed['color'] == bot.COLOR['error']
     no_error = bot.format_order(dict(order, rejectReason='EC_NoError'), LINEAR)
-    assert 'Reject reason' not in fields(no_error)
+    assert 'Reason' not in fields(no_error)
 
 
 def test_format_order_reject_reason_only_when_rejected(history_order: dict[str, Any]) -> None:
     order = dict(history_order, orderStatus='Filled', cumExecQty='0.003', cancelType='CancelByUser',
                  rejectReason='EC_OrigClOrdIDDoesNotExist')
-    names = field_names(bot.format_order(order, LINEAR))
-    assert 'Reject reason' not in names
-    assert 'Cancel reason' not in names
+    embed = bot.format_order(order, LINEAR)
+    assert 'Reason' not in field_names(embed)
+    assert 'EC_' not in embed['footer']['text']
 
 
 @pytest.mark.parametrize(('status', 'color'), [
@@ -197,7 +203,8 @@ def test_format_order_conditional(history_order: dict[str, Any], status: str, co
     assert got['Conditional'] == 'StopLoss'
     assert got['Trigger'] == '25000 (MarkPrice)'
     assert embed['color'] == bot.COLOR[color]
-    assert ('Cancel reason' in got) == (status == 'Deactivated')
+    assert got.get('Reason', '').startswith('cancelled: its TP/SL was cleared') == (
+        status == 'Deactivated')
 
 
 def test_format_order_spot_market_buy_by_value() -> None:
@@ -218,9 +225,11 @@ def test_format_order_link_id_is_escaped(history_order: dict[str, Any]) -> None:
 
 
 def test_format_order_missing_fields() -> None:
+    # Nothing Bybit did not send is shown: no '?', '-' or empty parts (it was 'Order ?: ?  - BTC ?').
     embed = bot.format_order({}, LINEAR)
-    assert embed['title'] == 'Order ?: ?  - BTC ?'
-    assert fields(embed) == {'Status': '?', 'Side': '?', 'Filled': '0 / - BTC'}
+    assert embed['title'] == 'Order update'
+    assert fields(embed) == {'Filled': '0 BTC'}
+    assert embed['footer'] == {'text': ''}
     assert embed['timestamp'] is None
 
 
@@ -235,9 +244,12 @@ def fill() -> dict[str, Any]:
 def test_format_execution_single_fill_with_realised_pnl(fill: dict[str, Any]) -> None:
     embed = bot.format_execution([fill], LINEAR)
     assert embed['title'] == 'Fill: Sell 0.5 BTC BTCUSDT @ 95900.1'
+    # The official payload carries a GST extra fee in USDT: added to the fee and named.
+    # 26.3725275 + 0.006403779 = 26.378931279
     assert fields(embed) == {'Filled': '0.5 / 0.5 BTC', 'Price': '95900.1',
-                             'Fee': '26.3725275 USDT', 'Liquidity': 'taker',
-                             'Realised PnL': '0.05 USDT', 'Order type': 'Market'}
+                             'Fee': '26.378931279 USDT (incl. GST 0.006403779)',
+                             'Liquidity': 'taker', 'Realised PnL': '0.05 USDT',
+                             'Order type': 'Market'}
     assert embed['color'] == bot.COLOR['sell']
     assert embed['footer']['text'] == ('order 9aac161b-8ed6-450d-9cab-c5cc67c21784 · '
                                        'exec 0ab1bdf7-4219-438b-b30a-32ec863018f7')
@@ -277,7 +289,7 @@ def fifteen_fills(base: dict[str, Any]) -> list[dict[str, Any]]:
     for i in range(15):
         fills.append(dict(base, execId=f'fill-{i:02d}', execQty=f'0.0{i % 3 + 1}',
                           execPrice=f'{95900 + i}.{i % 10}', execFee=f'0.{i + 1:03d}',
-                          isMaker=False, closedSize='0', execPnl='0', orderQty='0.5',
+                          isMaker=False, closedSize='0', execPnl='0', orderQty='0.5', extraFees='',
                           leavesQty='0', execTime=str(1746270400353 + i)))
     return fills
 
@@ -329,7 +341,7 @@ def test_format_execution_mixed_liquidity_and_leaves(fill: dict[str, Any]) -> No
     assert got['Liquidity'] == 'maker + taker'
     assert got['Left'] == '0.3 BTC'  # the last fill's leavesQty
     assert got['Filled'] == '0.2 / 0.5 BTC'
-    assert got['Realised PnL'] == '0.1 USDT'  # both fills close: 0.05 + 0.05
+    assert got['Realised PnL'] == '0.10 USDT'  # both fills close: 0.05 + 0.05, to the cent
 
 
 def test_format_execution_exactly_ten_fills_has_no_more_line(fill: dict[str, Any]) -> None:
@@ -352,15 +364,19 @@ def test_format_execution_non_trade_types(fill: dict[str, Any], exec_type: str, 
     assert embed['color'] == bot.COLOR[color]
 
 
-@pytest.mark.parametrize(('fee', 'word'), [('0.0123', 'paid'), ('-0.0123', 'received')])
-def test_format_execution_funding(fill: dict[str, Any], fee: str, word: str) -> None:
+@pytest.mark.parametrize(('fee', 'word', 'color'), [('0.0123', 'paid', 'sell'),
+                                                    ('-0.0123', 'received', 'buy')])
+def test_format_execution_funding(fill: dict[str, Any], fee: str, word: str, color: str) -> None:
+    # A word and a positive amount (it read "-0.0123 USDT (received)"), the position (side, and
+    # its size from execQty), the mark price (execPrice) and the rate (feeRate).
     funding = dict(fill, execType='Funding', execFee=fee, orderType='UNKNOWN', closedSize='0',
                    execPnl='0', orderQty='0', orderId='')
     embed = bot.format_execution([funding], LINEAR)
-    assert embed['title'] == f'Funding fee BTCUSDT: {fee} USDT ({word})'
-    assert fields(embed) == {'Fee': f'{fee} USDT'}
-    assert embed['color'] == bot.COLOR['warn']
-    assert embed['footer']['text'].startswith('order - · exec ')
+    assert embed['title'] == f'Funding {word}: 0.0123 USDT on BTCUSDT Short 0.5 BTC'
+    assert fields(embed) == {'Amount': f'0.0123 USDT {word}', 'Position': 'Short 0.5 BTC',
+                             'Mark price': '95900.1', 'Funding rate': '0.055%'}
+    assert embed['color'] == bot.COLOR[color]
+    assert embed['footer']['text'] == 'exec 0ab1bdf7-4219-438b-b30a-32ec863018f7'
 
 
 def test_format_execution_fast_has_no_exec_type() -> None:
@@ -368,8 +384,8 @@ def test_format_execution_fast_has_no_exec_type() -> None:
             'execQty': '2', 'side': 'Buy', 'isMaker': True, 'execTime': '1746270400353'}
     embed = bot.format_execution([fast], LINEAR)
     assert embed['title'] == 'Fill: Buy 2 BTC BTCUSDT @ 100.5'
-    assert fields(embed) == {'Filled': '2 BTC', 'Price': '100.5', 'Fee': '0 USDT',
-                             'Liquidity': 'maker'}
+    # execution.fast carries no fee: none is shown (it showed "Fee: 0 USDT").
+    assert fields(embed) == {'Filled': '2 BTC', 'Price': '100.5', 'Liquidity': 'maker'}
 
 
 # position_view / classify_position / format_position #############################################
@@ -486,7 +502,8 @@ def test_format_position_closed_linear() -> None:
     assert got['Side'] == 'Flat'
     assert got['Size'] == '0.5 → 0 BTC'
     assert got['Entry'] == '30000'  # the entry of the position that was closed
-    assert got['Realised PnL'] == '48.5 USDT'
+    assert got['Realised PnL'] == '48.50 USDT'
+    assert 'Unrealised PnL' not in got and 'Liq. price' not in got and 'Mark' in got
     assert 'Take profit' not in got
     assert embed['color'] == bot.COLOR['muted']
     assert embed['footer']['text'] == 'position BTCUSDT #0 · recovered after a disconnect'
@@ -570,8 +587,8 @@ def test_period_label(period: str, label: str) -> None:
 def test_format_kline_zero_open() -> None:
     candle = dict(ws_data('ws_public_kline.json')[0], confirm=True, open='0')
     embed = bot.format_kline(candle, 'BTCUSDT', LINEAR)
-    assert fields(embed)['Change'] == '-'
-    assert embed['title'] == 'BTCUSDT 5m closed: 16677 (-)'
+    assert 'Change' not in fields(embed)
+    assert embed['title'] == 'BTCUSDT 5m closed: 16677'
 
 
 # format_status ###################################################################################
@@ -652,7 +669,7 @@ def test_format_fallback_caps_items_and_handles_scalars() -> None:
     embed = bot.format_fallback('order', [{'orderId': str(i)} for i in range(15)], 'E')
     assert embed['description'].split('\n') == [f'orderId={i}' for i in range(10)]
     assert bot.format_fallback('wallet', None, 'E')['description'] == 'None'
-    assert bot.format_fallback('wallet', [], 'E')['description'] == '-'
+    assert bot.format_fallback('wallet', [], 'E')['description'] == '(an empty event)'
 
 
 def test_format_startup() -> None:
