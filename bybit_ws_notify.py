@@ -2081,14 +2081,18 @@ def format_order(order: dict, units: Units) -> dict:
         fields.append(_field('Side', side))
     if order.get('stopOrderType') not in _UNSET:
         fields.append(_field('Conditional', order['stopOrderType']))
-    filled_qty = fmt_num(order.get('cumExecQty') or 0)
-    if qty_unit == units.qty:
+    filled_qty = fmt_num(order.get('cumExecQty'))
+    if filled_qty == '-':
+        filled = ''  # not sent: no invented 0
+    elif qty_unit == units.qty:
         filled = f"{filled_qty} / {_amount(order.get('qty'), units.qty)}" if _set(order.get('qty')) \
             else f'{filled_qty} {units.qty}'
     else:  # bought for an amount of the quote coin: what it got, and what it spent of the amount
-        spent = fmt_num(order.get('cumExecValue') or 0)
-        filled = f"{filled_qty} {units.qty} for {spent} / {_amount(order.get('qty'), units.value)}"
-    fields.append(_field('Filled', filled))
+        spent = fmt_num(order.get('cumExecValue'))
+        filled = f'{filled_qty} {units.qty}' + (f' for {spent}' if spent != '-' else '') + (
+            f" / {_amount(order.get('qty'), units.value)}" if _set(order.get('qty')) else '')
+    if filled:
+        fields.append(_field('Filled', filled))
     if _set(order.get('avgPrice')):
         fields.append(_field('Avg price', fmt_num(order['avgPrice'])))
     if _set(order.get('triggerPrice')):

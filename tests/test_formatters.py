@@ -228,7 +228,7 @@ def test_format_order_missing_fields() -> None:
     # Nothing Bybit did not send is shown: no '?', '-' or empty parts (it was 'Order ?: ?  - BTC ?').
     embed = bot.format_order({}, LINEAR)
     assert embed['title'] == 'Order update'
-    assert fields(embed) == {'Filled': '0 BTC'}
+    assert fields(embed) == {}
     assert embed['footer'] == {'text': ''}
     assert embed['timestamp'] is None
 
@@ -714,3 +714,177 @@ def test_times() -> None:
     assert bot.fmt_time_ms('x') == '-'
     assert bot.iso_ms(1672324800000) == '2022-12-29T14:40:00+00:00'
     assert bot.iso_ms(None) is None
+
+
+# Issue 7: what real Bybit messages showed ########################################################
+# Payloads named realshaped_* are written from the issue's and bybit_v5.md's field lists, not
+# official examples.
+
+SPOT = bot.units_for('spot', 'BTCUSDT')
+
+
+@pytest.mark.parametrize(('value', 'coin', 'text'), [
+    ('1037.5', 'USDT', '1037.50'), ('1000', 'USDC', '1000.00'), ('26.3725275', 'USDT', '26.37'),
+    ('-0.005', 'USDT', '-0.005'),           # under a cent: keeps its digits
+    ('0.0000125', 'USD', '0.0000125'), ('0', 'USDT', '0.00'), ('-0.001', 'USDT', '-0.001'),
+    ('0.125', 'USDT', '0.13'),             # half up, as money is rounded
+    ('0.00102964', 'BTC', '0.00102964'), ('0.123456789', 'ETH', '0.12345679'),
+    ('', 'USDT', ''), (None, 'BTC', ''), ('nan', 'USDT', '')])
+def test_fmt_money(value: Any, coin: str, text: str) -> None:
+    assert bot.fmt_money(value, coin) == text
+
+
+def test_fmt_money_signed() -> None:
+    assert bot.fmt_money('10', 'USDT', signed=True) == '+10.00'
+    assert bot.fmt_money('-9.991', 'USDT', signed=True) == '-9.99'
+    assert bot.fmt_money('0', 'BTC', signed=True) == '+0'
+
+
+@pytest.mark.parametrize(('side', 'fee_currency', 'coin'), [
+    ('Buy', None, 'BTC'), ('Sell', None, 'USDT'), ('Buy', '', 'BTC'), ('Buy', 'MNT', 'MNT')])
+def test_spot_fee_coin(side: str, fee_currency: str | None, coin: str) -> None:
+    spot_fill = ws_data('realshaped_ws_execution_spot_no_feecurrency.json')[0]
+    spot_fill = dict(spot_fill, side=side, orderType='Limit', orderQty='0.000104')
+    if fee_currency is not None:
+        spot_fill['feeCurrency'] = fee_currency
+    assert fields(bot.format_execution([spot_fill], SPOT))['Fee'] == f'0.000000104 {coin}'
+
+
+def test_linear_fee_coin_without_fee_currency_is_the_settle_coin(fill: dict[str, Any]) -> None:
+    del fill['feeCurrency']
+    assert fields(bot.format_execution([dict(fill, extraFees='')], LINEAR))['Fee'] == \
+        '26.3725275 USDT'
+
+
+def test_spot_market_buy_without_market_unit_is_sized_in_quote() -> None:
+    order = ws_data('realshaped_ws_order_spot_market_buy_2023.json')[0]
+    assert 'marketUnit' not in order
+    embed = bot.format_order(order, SPOT)
+    assert embed['title'] == 'Order Filled: Buy Market 10 USDT BTCUSDT'
+    assert fields(embed)['Filled'] == '0.000104 BTC for 9.98631 / 10 USDT'
+    assert fields(embed)['Avg price'] == '96022.2'
+    # marketUnit decides when present; a spot market sell, and a linear market buy, are in coin.
+    assert bot.format_order(dict(order, marketUnit='baseCoin', qty='0.0001'), SPOT)['title'] == \
+        'Order Filled: Buy Market 0.0001 BTC BTCUSDT'
+    assert '0.01 BTC' in bot.format_order(dict(order, side='Sell', qty='0.01'), SPOT)['title']
+    assert '10 BTC' in bot.format_order(dict(order, category='linear'), SPOT)['title']
+
+
+def test_spot_market_buy_fill_against_a_quote_order_qty() -> None:
+    spot_fill = ws_data('realshaped_ws_execution_spot_no_feecurrency.json')[0]
+    got = fields(bot.format_execution([spot_fill], SPOT))
+    assert got['Filled'] == '0.000104 BTC for 9.9862984 / 10 USDT'  # not "0.000104 / 10 BTC"
+
+
+def test_closing_fill_without_exec_pnl_shows_no_realised_pnl() -> None:
+    close = ws_data('realshaped_ws_execution_linear_close_no_execpnl.json')[0]
+    assert 'execPnl' not in close and close['closedSize'] == '0.01'
+    got = fields(bot.format_execution([close], LINEAR))
+    assert 'Realised PnL' not in got  # it showed "Realised PnL: 0 USDT"
+    with_pnl = dict(close, execId='b', execPnl='-1.2345')
+    assert fields(bot.format_execution([with_pnl], LINEAR))['Realised PnL'] == '-1.23 USDT'
+    # One closing fill of the group without execPnl: a partial sum would be a made-up figure.
+    assert 'Realised PnL' not in fields(bot.format_execution([with_pnl, close], LINEAR))
+
+
+def test_extra_fees_are_added_to_the_fee_or_shown_beside_it(fill: dict[str, Any]) -> None:
+    gst = {'feeCoin': 'USDT', 'feeType': 'GST', 'subFeeType': 'IND_GST', 'feeRate': '0.0000675',
+           'fee': '0.006403779'}
+    inr = {'feeCoin': 'INR', 'feeType': 'TDS', 'subFeeType': '', 'feeRate': '0.01', 'fee': '5'}
+    two = [dict(fill, execId='a', extraFees=[gst]), dict(fill, execId='b', extraFees=[gst, inr])]
+    got = fields(bot.format_execution(two, LINEAR))
+    # 2 x 26.3725275 + 2 x 0.006403779 = 52.757862558
+    assert got['Fee'] == '52.757862558 USDT (incl. GST 0.012807558)'
+    assert got['Extra fees'] == 'TDS 5 INR'
+    as_text = dict(fill, extraFees=json.dumps([gst]))      # the same list sent as a JSON string
+    assert fields(bot.format_execution([as_text], LINEAR))['Fee'] == \
+        '26.378931279 USDT (incl. GST 0.006403779)'
+    assert 'incl.' not in fields(bot.format_execution([dict(fill, extraFees='')], LINEAR))['Fee']
+
+
+def test_funding_paid_and_received_official_shape() -> None:
+    funding = ws_data('realshaped_ws_execution_funding.json')[0]
+    embed = bot.format_execution([funding], LINEAR)
+    assert embed['title'] == 'Funding paid: 4.750025 USDT on BTCUSDT Long 0.5 BTC'
+    assert fields(embed) == {'Amount': '4.750025 USDT paid', 'Position': 'Long 0.5 BTC',
+                             'Mark price': '95000.5', 'Funding rate': '0.01%'}
+    received = bot.format_execution([dict(funding, execFee='-0.061', feeRate='-0.00005',
+                                          side='Sell')], LINEAR)
+    assert received['title'] == 'Funding received: 0.061 USDT on BTCUSDT Short 0.5 BTC'
+    assert fields(received)['Funding rate'] == '-0.005%'
+    inverse = bot.format_execution([dict(funding, symbol='BTCUSD', execQty='300',
+                                         execFee='0.00000316', feeCurrency='')], INVERSE)
+    assert inverse['title'] == 'Funding paid: 0.00000316 BTC on BTCUSD Long 300 USD'
+
+
+@pytest.mark.parametrize(('code', 'words'), [
+    ('EC_CancelForNoFullFill', 'the rest was cancelled (not fully filled)'),
+    ('CancelByUser', 'cancelled by you'),
+    ('CancelByTpSlTsClear', 'cancelled: its TP/SL was cleared'),
+    ('EC_ReachMaxPositionLimit', 'reach max position limit'),   # not in the table: spelled out
+    ('EC_Weird_*Code*', r'weird \*code\*')])
+def test_reason_words(code: str, words: str) -> None:
+    assert bot.reason_words(code) == words
+
+
+def test_ioc_rest_cancelled_is_not_a_failure() -> None:
+    linear, spot = ws_data('realshaped_ws_order_ioc_rest_cancelled.json')
+    embed = bot.format_order(linear, LINEAR)
+    assert embed['title'] == 'Order Partially filled, rest cancelled: Sell Market 0.5 BTC BTCUSDT'
+    assert fields(embed) == {'Status': 'Partially filled, rest cancelled', 'Side': 'Sell',
+                             'Filled': '0.3 / 0.5 BTC', 'Avg price': '95880.2',
+                             'Reason': 'the rest was cancelled (not fully filled)'}
+    assert embed['color'] == bot.COLOR['sell']
+    assert embed['footer']['text'] == ('order b4d5a6c7-1111-4e2f-9a3b-1c2d3e4f5a6b · '
+                                       'EC_CancelForNoFullFill')
+    embed = bot.format_order(spot, SPOT)
+    assert embed['title'] == ('Order Partially filled, rest cancelled: Buy Limit 0.002 BTC '
+                              'BTCUSDT @ 96000')
+    assert fields(embed)['Status'] == 'Partially filled, rest cancelled'
+    # Nothing filled: a plain Cancelled.
+    nothing = dict(linear, cumExecQty='0', avgPrice='', rejectReason='EC_NoImmediateQtyToFill')
+    assert bot.format_order(nothing, LINEAR)['title'].startswith('Order Cancelled: ')
+
+
+def test_position_without_cur_realised_pnl_has_no_pnl_field() -> None:
+    row = ws_data('realshaped_ws_position_no_curRealisedPnl.json')[0]
+    cur = bot.position_view(row)
+    embed = bot.format_position('opened', bot.flat_position(cur), cur, LINEAR)
+    got = fields(embed)
+    assert 'Realised PnL' not in got     # it showed "- USDT"
+    assert 'Liq. price' not in got       # liqPrice "": it showed "-"
+    assert got == {'Side': 'Long', 'Size': '0 → 0.02 BTC', 'Entry': '16811.5',
+                   'Mark': '16887.85', 'Unrealised PnL': '1.53 USDT', 'Leverage': '10x'}
+
+
+def test_classic_spot_wallet_leaves_out_what_bybit_left_empty() -> None:
+    account = ws_data('realshaped_ws_wallet_classic_spot.json')[0]
+    embed = bot.format_wallet('USDT', '1000', '990.01369', account, account['coin'][0])
+    assert embed['title'] == 'Balance USDT: 1000.00 → 990.01 (-9.99)'
+    assert fields(embed) == {'Wallet balance': '990.01 USDT', 'Change': '-9.99 USDT'}
+    assert embed['footer']['text'] == 'SPOT wallet'
+
+
+def test_borrowed_balance_is_shown_as_borrowed() -> None:
+    account = ws_data('realshaped_ws_wallet_unified_borrow.json')[0]
+    row = account['coin'][0]
+    embed = bot.format_wallet('USDT', '1000.2', '-499.8912', account, row)
+    assert embed['title'] == 'Balance USDT: 1000.20 → -499.89 (-1500.09), 500.11 borrowed'
+    assert fields(embed) == {'Wallet balance': '-499.89 USDT', 'Change': '-1500.09 USDT',
+                             'Borrowed': '500.11 USDT', 'Equity': '-499.89 USDT',
+                             'Account equity': '1510.83 USD', 'Available': '1402.63 USD'}
+    only_spot = dict(row, borrowAmount='', spotBorrow='20')
+    assert fields(bot.format_wallet('USDT', '1', '2', account, only_spot))['Borrowed'] == \
+        '20.00 USDT'
+    assert bot.describe_balance([account], 'USDT') == (
+        '-499.89 USDT (equity -499.89), 500.11 borrowed')
+
+
+def test_startup_descriptions_leave_out_missing_values() -> None:
+    account = ws_data('realshaped_ws_wallet_classic_spot.json')[0]
+    assert bot.describe_balance([account], 'USDT') == '990.01 USDT'   # equity "": not "(equity -)"
+    assert bot.describe_balance([], 'USDT') == 'no USDT balance'     # not an invented 0
+    row = dict(ws_data('realshaped_ws_position_no_curRealisedPnl.json')[0], unrealisedPnl='')
+    assert bot.describe_position([row], 'linear') == 'BTCUSDT Long 0.02 BTC @ 16811.5'
+    assert bot.describe_position([rest_rows('rest_position_list.json')[0]], 'inverse') == (
+        'BTCUSD Short 300 USD @ 27464.50441675, uPnL -0.00029413 BTC')
