@@ -2383,10 +2383,9 @@ def format_wallet(coin: str, before: str, after: str, account: dict, coin_row: d
         fields.append(_field('Equity', f"{fmt_money(coin_row['equity'], coin)} {coin}"))
     if _set(coin_row.get('unrealisedPnl')):
         fields.append(_field('Unrealised PnL', f"{fmt_money(coin_row['unrealisedPnl'], coin)} {coin}"))
-    if dec(account.get('totalEquity')) is not None:
-        fields.append(_field('Account equity', f"{fmt_num(account['totalEquity'], 2)} USD"))
-    if dec(account.get('totalAvailableBalance')) is not None:
-        fields.append(_field('Available', f"{fmt_num(account['totalAvailableBalance'], 2)} USD"))
+    for name, key in (('Account equity', 'totalEquity'), ('Available', 'totalAvailableBalance')):
+        if dec(account.get(key)) is not None:  # account totals are in USD (wallet.mdx)
+            fields.append(_field(name, f"{fmt_money(account[key], 'USD')} USD"))
     return {'title': title,
             'color': COLOR['buy'] if change >= 0 else COLOR['sell'], 'fields': fields,
             'footer': _footer(f"{account.get('accountType') or 'account'} wallet",
