@@ -2634,7 +2634,7 @@ class Notifier:
         # A first start (no state file) learns the account without alerting it: the startup REST
         # reads (set_baseline) and the REST rows of the first private resync are the baseline.
         self.baseline_pending = self.fresh
-        self._held: list | None = []  # alerts wait here until the startup alert has gone out
+        self._held: list | None = []  # account alerts wait here until the startup alert is out
         self._groups: dict = {}
         self._wallet_pending: dict | None = None
         self._down_alerted: dict = {}
@@ -2676,14 +2676,15 @@ class Notifier:
     def _units(self, symbol: str) -> Units:
         return units_for(self.cfg.category, symbol or self.cfg.symbol)
 
-    def _emit(self, kind: str, raw: Any, formatter: Callable[..., dict | None], *args: Any) -> None:
+    def _emit(self, kind: str, raw: Any, formatter: Callable[..., dict | None], *args: Any,
+              hold: bool = True) -> None:
         try:
             embed = formatter(*args)
         except Exception as exc:
             log.exception('the %s formatter failed; sending the raw event instead', kind)
             embed = format_fallback(kind, raw, f'{type(exc).__name__}: {trim(exc, 100)}')
         if embed:
-            if self._held is not None:
+            if self._held is not None and hold:
                 self._held.append(embed)
             else:
                 self.sender.send(embed)
@@ -2852,7 +2853,9 @@ class Notifier:
                 self._alerted_once.add(event.get('topic'))
             elif kind != 'key_expiry':
                 return
-            self._emit('status', event, format_status, event)
+            # Trouble (a stream down, the key rejected) is never held back behind the startup
+            # alert: that waits for the private auth, which is what may be failing.
+            self._emit('status', event, format_status, event, hold=False)
 
     def set_baseline(self, positions: list, accounts: list) -> None:
         """Learn what the account looks like at a first start, without alerting it: later

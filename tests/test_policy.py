@@ -405,3 +405,10 @@ def test_no_alert_of_any_payload_has_a_placeholder(name: str) -> None:
     policy.tick(clock.now + 5)
     for embed in sink.embeds:
         assert_no_placeholders(embed)
+
+
+def test_trouble_is_not_held_back_behind_the_startup_alert() -> None:
+    sink, clock = Sink(), Clock()
+    policy = bot.Notifier(settings(), sink, None, clock=clock)
+    policy.on_status(None, {'event': 'down', 'stream': 'private', 'down_s': 60})
+    assert sink.titles == ['Private stream down for 60 s']
