@@ -447,17 +447,23 @@ def test_malformed_fill_does_not_swallow_valid_fill(pws: bot.BybitWS, rec: Recor
 def test_open_orders_follow_status(pws: bot.BybitWS, rec: Recorder) -> None:
     order = load('rest_order_history.json')['result']['list'][0]
     frame = {'id': 'x', 'topic': 'order', 'creationTime': 1684476068372, 'data': []}
-    steps = [('New', True), ('PartiallyFilled', True), ('Filled', False),
-             ('Untriggered', True), ('Triggered', False), ('Untriggered', True),
-             ('Deactivated', False), ('New', True), ('Cancelled', False), ('New', True),
-             ('Rejected', False)]
-    for status, open_ in steps:
-        feed(pws, dict(frame, data=[dict(order, orderStatus=status)]), 'private')
-        assert (order['orderId'] in pws.data['my_open_order']) is open_, status
+    # One order never reopens (issue 7 point 7): each lifecycle is its own order.
+    steps = [('a', 'New', True), ('a', 'PartiallyFilled', True), ('a', 'Filled', False),
+             ('b', 'Untriggered', True), ('b', 'Triggered', False), ('c', 'Untriggered', True),
+             ('c', 'Deactivated', False), ('d', 'New', True), ('d', 'Cancelled', False),
+             ('e', 'New', True), ('e', 'Rejected', False)]
+    for order_id, status, open_ in steps:
+        feed(pws, dict(frame, data=[dict(order, orderId=order_id, orderStatus=status)]), 'private')
+        assert (order_id in pws.data['my_open_order']) is open_, status
         if open_:
-            assert pws.data['my_open_order'][order['orderId']]['orderStatus'] == status
-    assert [batch[0]['orderStatus'] for batch in rec.data('order')] == [s for s, _ in steps]
+            assert pws.data['my_open_order'][order_id]['orderStatus'] == status
+    assert [batch[0]['orderStatus'] for batch in rec.data('order')] == [s for _, s, _ in steps]
     assert len(pws.data['my_order']) == len(steps)
+    # A status already passed (a stale frame) changes nothing and calls nobody.
+    for order_id, status in (('a', 'PartiallyFilled'), ('b', 'Untriggered'), ('e', 'New')):
+        feed(pws, dict(frame, data=[dict(order, orderId=order_id, orderStatus=status)]), 'private')
+        assert order_id not in pws.data['my_open_order']
+    assert len(rec.data('order')) == len(steps)
 
 
 def test_several_orders_in_one_frame(pws: bot.BybitWS) -> None:
@@ -481,8 +487,9 @@ def test_position_and_wallet_data(pws: bot.BybitWS, rec: Recorder) -> None:
 
     wallet = load('ws_private_wallet.json')
     feed(pws, wallet, 'private')
-    assert pws.data['wallet'] == wallet['data'][0]
-    assert rec.data('wallet') == [wallet['data']]
+    # The message's creationTime is kept on the item: it orders wallet updates (LatestKnown).
+    assert pws.data['wallet'] == dict(wallet['data'][0], creationTime=wallet['creationTime'])
+    assert rec.data('wallet') == [[pws.data['wallet']]]
     assert pws.data['timestamp'].keys() >= {'position', 'wallet'}
 
 
