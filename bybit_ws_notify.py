@@ -1400,7 +1400,8 @@ class BybitWS:
     def _on_wallet(self, topic: str, msg: dict) -> None:
         accounts = _items(msg['data'], 'accountType', topic)
         for account in accounts:  # a wallet item has no time of its own; its message has
-            account.setdefault('creationTime', msg.get('creationTime'))
+            if msg.get('creationTime') is not None:
+                account.setdefault('creationTime', msg['creationTime'])
         self._apply_wallet(accounts)
 
     def _apply_wallet(self, accounts: list) -> None:
@@ -1539,8 +1540,9 @@ class BybitWS:
 
     def _reread_wallet(self) -> int:
         # The balance is at least as new as the moment it was asked for: a live wallet message
-        # created after that moment is newer (LatestKnown).
-        asked_ms = now_ms() + self.rest.clock_offset_ms
+        # created after that moment is newer (LatestKnown). Less 1 s, as far as a signed request
+        # may run ahead of Bybit's clock (docs/v5/guide.mdx), so no newer message is dropped.
+        asked_ms = now_ms() + self.rest.clock_offset_ms - 1000
         result = self.rest.get('/v5/account/wallet-balance',
                                {'accountType': 'UNIFIED',
                                 'coin': settle_coin(self.category, self.symbol)})
@@ -2028,8 +2030,8 @@ def _amount(value: Any, unit: str) -> str:
 
 def _quote_sized(item: dict) -> bool:
     """True when an order's qty is in the quote coin: marketUnit says so, or, without it, a spot
-    market buy, which Bybit sizes in the quote coin (docs/v5/order/create-order.mdx, marketUnit:
-    "Spot market Buy order: quoteCoin by default"; 2023 messages have no marketUnit at all)."""
+    market buy, which Bybit sizes by value by default (docs/v5/order/create-order.mdx, qty and
+    marketUnit; 2023 messages have no marketUnit at all: qty "10.000000" was 10 USDT)."""
     unit = item.get('marketUnit')
     if unit:
         return unit == 'quoteCoin'
@@ -2243,8 +2245,9 @@ def format_execution(fills: list, units: Units) -> dict:
     order_qty = first.get('orderQty')
     if _quote_sized(first) and _set(order_qty):  # a spot market buy for an amount of quote coin
         values = [dec(f.get('execValue')) for f in fills]
-        spent = f' for {fmt_num(sum(values, Decimal(0)))}' if None not in values else ' of'
-        filled = f'{fmt_num(total)} {units.qty}{spent} / {fmt_num(order_qty)} {units.value}'
+        filled = f'{fmt_num(total)} {units.qty}' + (
+            f' for {fmt_num(sum(values, Decimal(0)))} /' if None not in values else ' of') + \
+            f' {fmt_num(order_qty)} {units.value}'
     elif _set(order_qty):
         filled = f'{fmt_num(total)} / {fmt_num(order_qty)} {units.qty}'
     else:

@@ -888,3 +888,8 @@ def test_startup_descriptions_leave_out_missing_values() -> None:
     assert bot.describe_position([row], 'linear') == 'BTCUSDT Long 0.02 BTC @ 16811.5'
     assert bot.describe_position([rest_rows('rest_position_list.json')[0]], 'inverse') == (
         'BTCUSD Short 300 USD @ 27464.50441675, uPnL -0.00029413 BTC')
+
+
+def test_spot_market_buy_fill_without_exec_value() -> None:
+    spot_fill = dict(ws_data('realshaped_ws_execution_spot_no_feecurrency.json')[0], execValue='')
+    assert fields(bot.format_execution([spot_fill], SPOT))['Filled'] == '0.000104 BTC of 10 USDT'
