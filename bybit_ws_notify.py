@@ -792,6 +792,137 @@ def _apply_levels(keys: list, levels: list, updates: list) -> None:
             levels.insert(i, (price, size))
 
 
+class _FrameReader:
+    """Reads the frames of a connected websocket-client socket in large chunks.
+
+    websocket-client reads each frame with several small socket reads (header, length, payload):
+    on a busy public stream that is the largest cost of the receive thread (tests/bench.py,
+    profile). This reader takes what the socket holds, up to chunk_bytes a read, and cuts the
+    frames out of it itself. Only the common frame, a final unmasked text or binary frame, is
+    handled here alone. Every other frame (ping, pong, close, fragments, masked frames, reserved
+    bits, unknown opcodes) becomes websocket-client's own ABNF and goes through its validation,
+    continuation and ping/close handling, so both readers return the same frames and raise the
+    same errors (tests/test_frames.py compares them on random streams). No compression is ever
+    negotiated, so a frame with RSV bits is refused by websocket-client's check, as before.
+
+    It uses websocket-client's public surface only: ws.sock, websocket.recv, ABNF, ws.cont_frame,
+    ws.pong, ws.send_close. The connection must have been made with skip_utf8_validation=True (as
+    BybitWS does): then neither reader checks UTF-8. An unexpected error inside the reader turns
+    it off for the rest of the process; that connection is reconnected, and every later one reads
+    with websocket-client's recv_data.
+    """
+
+    chunk_bytes = 65_536              # below malloc's mmap threshold: cheap to allocate each read
+    max_frame_bytes = 64 * 1024 * 1024  # a declared length beyond this is refused, not allocated
+    disabled = False
+
+    def __init__(self, ws: websocket.WebSocket):
+        self._ws = ws
+        self._sock = ws.sock
+        self._buf = b''
+        self._pos = 0
+        self._fragmented = False       # a fragmented message is being assembled
+
+    @classmethod
+    def for_connection(cls, ws: websocket.WebSocket) -> Callable[[], tuple]:
+        """The fastest recv_data for this connection: this reader's, or websocket-client's."""
+        import socket  # only here: the rest of the file never touches raw sockets
+        if cls.disabled or not isinstance(ws.sock, socket.socket) or \
+                not hasattr(ws, 'cont_frame'):
+            return ws.recv_data
+        return cls(ws).recv_data
+
+    def recv_data(self) -> tuple:
+        """(opcode, payload) of the next data or close frame, as ws.recv_data() returns it."""
+        try:
+            while True:
+                buf, pos = self._buf, self._pos
+                avail = len(buf) - pos
+                if avail >= 2:
+                    b0, b1 = buf[pos], buf[pos + 1]
+                    if b1 < 126:  # unmasked, length in the first byte
+                        start, length, mask = pos + 2, b1, None
+                    elif b1 == 126 and avail >= 4:
+                        start, length, mask = pos + 4, buf[pos + 2] << 8 | buf[pos + 3], None
+                    else:
+                        start, length, mask = self._header(buf, pos, avail)
+                    if not start:  # the header is not all here: length is its size
+                        self._more(pos + length)
+                        continue
+                    stop = start + length
+                    if stop <= len(buf):
+                        self._pos = stop
+                        if (b0 == 0x81 or b0 == 0x82) and mask is None and not self._fragmented:
+                            return b0 & 0x0F, buf[start:stop]
+                        result = self._other(b0, buf[start:stop], mask)
+                        if result is not None:
+                            return result
+                        continue
+                    self._more(stop)
+                else:
+                    self._more(pos + 2)
+        except (websocket.WebSocketException, OSError):
+            raise
+        except Exception as exc:  # noqa: BLE001 (a bug here must not cost more than a reconnect)
+            _FrameReader.disabled = True
+            log.error('websocket frame reader failed (%s: %s): using websocket-client\'s own '
+                      'reader from now on', type(exc).__name__, trim(exc, 120))
+            raise websocket.WebSocketProtocolException(f'frame reader: {exc}') from None
+
+    def _header(self, buf: bytes, pos: int, avail: int) -> tuple:
+        """(payload start, length, mask key) of a frame with a 64-bit length or a mask, or
+        (0, header size, None) when the header is not all here yet."""
+        b1 = buf[pos + 1]
+        size = b1 & 0x7F
+        head = 2 + (2 if size == 126 else 8 if size == 127 else 0) + (4 if b1 & 0x80 else 0)
+        if avail < head:
+            return 0, head, None
+        if size == 126:
+            size = int.from_bytes(buf[pos + 2:pos + 4], 'big')
+        elif size == 127:
+            size = int.from_bytes(buf[pos + 2:pos + 10], 'big')
+        if size > self.max_frame_bytes:
+            raise websocket.WebSocketProtocolException(f'frame of {size} bytes is too large')
+        mask = buf[pos + head - 4:pos + head] if b1 & 0x80 else None
+        return pos + head, size, mask
+
+    def _more(self, need: int) -> None:
+        """Read until the buffer holds `need` bytes (counted from its start, the read position
+        being the start of the next frame). Drops what was read before."""
+        parts = [self._buf[self._pos:]]
+        need -= self._pos
+        have = len(parts[0])
+        while have < need:
+            chunk = websocket.recv(self._sock, self.chunk_bytes)
+            parts.append(chunk)
+            have += len(chunk)
+        self._buf, self._pos = b''.join(parts), 0
+
+    def _other(self, b0: int, payload: bytes, mask: bytes | None) -> tuple | None:
+        """Any frame but the common one, handled as websocket-client's recv_data_frame does."""
+        abnf = websocket.ABNF
+        frame = abnf(b0 >> 7 & 1, b0 >> 6 & 1, b0 >> 5 & 1, b0 >> 4 & 1, b0 & 0x0F,
+                     1 if mask else 0, abnf.mask(mask, payload) if mask else payload)
+        frame.validate(True)
+        ws, opcode = self._ws, frame.opcode
+        if opcode in (abnf.OPCODE_TEXT, abnf.OPCODE_BINARY, abnf.OPCODE_CONT):
+            ws.cont_frame.validate(frame)
+            ws.cont_frame.add(frame)
+            self._fragmented = not frame.fin
+            if ws.cont_frame.is_fire(frame):
+                opcode, frame = ws.cont_frame.extract(frame)
+                return opcode, frame.data
+            return None
+        if opcode == abnf.OPCODE_CLOSE:
+            ws.send_close()
+            return opcode, frame.data
+        if opcode == abnf.OPCODE_PING:
+            if len(frame.data) >= 126:
+                raise websocket.WebSocketProtocolException('Ping message is too long')
+            ws.pong(frame.data)
+        return None
+
+
 class BybitWS:
     """Bybit V5 websocket client for one symbol: a public connection and, with keys, a private one.
 
@@ -1007,7 +1138,7 @@ class BybitWS:
             self._subscribe_all(st)
 
     def _recv_loop(self, st: _Stream, ws: websocket.WebSocket) -> str:
-        recv = ws.recv_data
+        recv = _FrameReader.for_connection(ws)
         on_message = self._on_message
         clock = time.monotonic
         while not self._stop.is_set():

@@ -9,16 +9,19 @@
 Not a pytest test. Everything runs on 127.0.0.1 in one process tree: the servers run in this
 process (threads), each measured client in a subprocess of it (this file with --client KIND).
 
-1. Throughput: one deterministic (seeded) replay of an inverse BTCUSD public stream, an
-   orderbook.200.BTCUSD snapshot then deltas interleaved with publicTrade.BTCUSD messages, is
+1. Throughput: one deterministic (seeded) replay of a linear BTCUSDT public stream, an
+   orderbook.200.BTCUSDT snapshot then deltas interleaved with publicTrade.BTCUSDT messages, is
    pre-generated and pre-framed before any timing, and written by a websockets-library server as
-   fast as the client reads (flow control by the transport's write buffer). Three clients consume
-   it: FLOOR (bare websocket-client recv_data + json.loads, BybitWS's connection options), PYBIT
-   (pybit.unified_trading.WebSocket pointed at the server) and BybitWS. msgs/s counts from the
-   first data message to the last (a sentinel trade). Each client's final best bid/ask is checked
-   against the server's reference book.
+   fast as the client reads (flow control by the transport's write buffer). The clients that
+   consume it: FLOOR (bare websocket-client recv_data + json.loads, BybitWS's connection
+   options), BybitWS, PYBIT (pybit.unified_trading.WebSocket pointed at the server), CCXT
+   (ccxt.pro.bybit through its `urls` option) on plain ws://, and FLOOR, BybitWS and CRYPTOFEED
+   (a cryptofeed Bybit feed subclass with its endpoint overridden) over TLS, since cryptofeed
+   refuses ws://; ratios compare like with like. A peer that cannot be imported is skipped and
+   the table says so. msgs/s counts from the first data message to the last (a sentinel trade).
+   Each client's final book is checked against the server's reference book.
 2. Alert latency: `python bybit_ws_notify.py` runs against FakeBybit (private stream, REST) and a
-   flood server that writes unconfirmed kline.1.BTCUSD updates to its public stream as fast as it
+   flood server that writes unconfirmed kline.1.BTCUSDT updates to its public stream as fast as it
    reads; 50 complete fills (leavesQty 0: flushed without the coalescing delay) are pushed 100 ms
    apart, and the time from each push to the FakeDiscord (bucket of 10000: no rate-limit waits)
    receipt of the alert whose footer says `exec <execId>` is measured.
@@ -41,7 +44,9 @@ import os
 import platform
 import random
 import re
+import shutil
 import signal
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -57,12 +62,12 @@ ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_SCRIPT = ROOT / 'bybit_ws_notify.py'
 TESTS = Path(__file__).resolve().parent
 
-SYMBOL = 'BTCUSD'
+CATEGORY, SYMBOL = 'linear', 'BTCUSDT'   # cryptofeed serves linear and spot only
 BOOK_TOPIC = f'orderbook.200.{SYMBOL}'
 TRADE_TOPIC = f'publicTrade.{SYMBOL}'
 KLINE_TOPIC = f'kline.1.{SYMBOL}'
 SENTINEL = 'bench-sentinel-trade'
-TICK = 0.5                      # BTCUSD price step
+TICK = 0.5                      # the price step of the replay
 TS0 = 1_700_000_000_000         # ts of the snapshot (ms)
 U0, SEQ0, TSEQ0 = 18_521_288, 7_961_638_724, 1_783_284_617
 MB = 1024.0
@@ -121,7 +126,7 @@ class BookSide:
 
 
 class Replay:
-    """A seeded inverse BTCUSD replay: snapshot, frame templates, reference best bid/ask."""
+    """A seeded linear BTCUSDT replay: snapshot, frame templates, reference best bid/ask."""
 
     def __init__(self, n_deltas: int, seed: int = 1) -> None:
         rng = random.Random(seed)
@@ -307,7 +312,8 @@ class ReplayServer:
     transport's write buffer is the flow control). Runs its own event loop in a daemon thread."""
 
     def __init__(self, topics: Iterable[str], source: Callable[[], Iterable[bytes]], *,
-                 ack_delay_s: float = 0.02, settle_s: float = 0.3) -> None:
+                 ack_delay_s: float = 0.02, settle_s: float = 0.3,
+                 tls: ssl.SSLContext | None = None) -> None:
         # ack_delay_s and settle_s: pybit registers a subscription and its callback only after
         # send() returns, so an instant ack or first frame would race it (KeyError in pybit).
         self.topics = set(topics)
@@ -322,10 +328,13 @@ class ReplayServer:
         self._stop: asyncio.Event | None = None
         self._thread = threading.Thread(target=self._main, name='replay-server', daemon=True)
         self.port = 0
+        self.tls = tls
 
     @property
     def url(self) -> str:
-        return f'ws://127.0.0.1:{self.port}/v5/public/inverse'
+        if self.tls:  # the certificate names localhost
+            return f'wss://localhost:{self.port}/v5/public/{CATEGORY}'
+        return f'ws://127.0.0.1:{self.port}/v5/public/{CATEGORY}'
 
     def __enter__(self) -> ReplayServer:  # noqa: PYI034 (typing.Self needs 3.11)
         self._thread.start()
@@ -352,7 +361,7 @@ class ReplayServer:
 
         self._stop = asyncio.Event()
         async with serve(self._handler, '127.0.0.1', 0, compression=None, ping_interval=None,
-                         max_size=None, close_timeout=1) as server:
+                         max_size=None, close_timeout=1, ssl=self.tls) as server:
             self.port = server.sockets[0].getsockname()[1]
             self._ready.set()
             await self._stop.wait()
@@ -473,7 +482,7 @@ def client_pybit(url: str, total: int, timeout_s: float) -> dict:
             marks['t1'] = time.perf_counter()
             done.set()
 
-    ws = unified.WebSocket(testnet=False, channel_type='inverse')
+    ws = unified.WebSocket(testnet=False, channel_type=CATEGORY)
     ws.orderbook_stream(200, SYMBOL, callback)
     ws.trade_stream(SYMBOL, callback)
     completed = done.wait(timeout_s)
@@ -487,6 +496,139 @@ def client_pybit(url: str, total: int, timeout_s: float) -> dict:
             'first': [bids[0][0] if bids else None, asks[0][0] if asks else None],
             'levels': [sorted(bids, reverse=True), sorted(asks)],
             'sorted': bids == sorted(bids, reverse=True) and asks == sorted(asks)}
+
+
+def client_ccxt(url: str, total: int, timeout_s: float) -> dict:
+    """ccxt pro's bybit, its public linear URL pointed at the replay through the `urls` option and
+    its market given by set_markets (no REST). ccxt applies every message to its book and trade
+    cache, but hands user code only the current book and its last 1,000 trades per wake-up, so
+    the count and the first message's time are taken in its message handler (a subclass that
+    only observes), and the end is the wake-up that brings the sentinel trade."""
+    try:
+        import ccxt
+        import ccxt.pro as ccxtpro
+    except ImportError as exc:
+        return {'skipped': f'ccxt not importable ({exc})'}
+    symbol = 'BTC/USDT:USDT'
+    market = {
+        'id': SYMBOL, 'symbol': symbol, 'base': 'BTC', 'quote': 'USDT', 'settle': 'USDT',
+        'baseId': 'BTC', 'quoteId': 'USDT', 'settleId': 'USDT', 'type': 'swap', 'spot': False,
+        'margin': False, 'swap': True, 'future': False, 'option': False, 'active': True,
+        'contract': True, 'linear': True, 'inverse': False, 'contractSize': 1.0, 'expiry': None,
+        'expiryDatetime': None, 'strike': None, 'optionType': None, 'taker': 0.00055,
+        'maker': 0.0002, 'precision': {'amount': 0.001, 'price': TICK},
+        'limits': {'leverage': {'min': 1, 'max': 100}, 'amount': {'min': 0.001, 'max': None},
+                   'price': {'min': TICK, 'max': None}, 'cost': {'min': None, 'max': None}},
+        'info': {'category': CATEGORY}, 'created': None}
+    marks = {'t0': 0.0, 't1': 0.0, 'n': 0}
+
+    class TimedBybit(ccxtpro.bybit):  # only observes: when the first message came, and how many
+        def handle_message(self, client: Any, message: Any) -> Any:
+            if 'topic' in message:
+                marks['n'] += 1
+                if not marks['t0']:
+                    marks['t0'] = time.perf_counter()
+            return super().handle_message(client, message)
+
+    async def run() -> dict:
+        exchange = TimedBybit({'urls': {'api': {'ws': {'public': {CATEGORY: url}}}},
+                               'options': {'defaultType': 'swap'}})
+        exchange.set_markets([market])
+        done = asyncio.Event()
+
+        async def books() -> None:
+            while not done.is_set():
+                await exchange.watch_order_book(symbol, 200)
+
+        async def trades() -> None:
+            while True:
+                batch = await exchange.watch_trades(symbol)
+                if any(trade.get('id') == SENTINEL for trade in batch):
+                    marks['t1'] = time.perf_counter()
+                    done.set()
+                    return
+
+        book_task = asyncio.ensure_future(books())
+        try:
+            await asyncio.wait_for(trades(), timeout_s)
+            completed = True
+        except asyncio.TimeoutError:
+            marks['t1'], completed = time.perf_counter(), False
+        book = exchange.orderbooks.get(symbol) or {'bids': [], 'asks': []}
+        bids = [[float(p), float(q)] for p, q in book['bids']]
+        asks = [[float(p), float(q)] for p, q in book['asks']]
+        book_task.cancel()
+        return {'n': marks['n'], 't0': marks['t0'], 't1': marks['t1'], 'sentinel': completed,
+                'version': ccxt.__version__,
+                'first': [bids[0][0] if bids else None, asks[0][0] if asks else None],
+                'levels': [bids, asks]}
+
+    return asyncio.run(run())
+
+
+def client_cryptofeed(url: str, total: int, timeout_s: float) -> dict:
+    """cryptofeed's Bybit feed (asyncio and uvloop), subclassed with its public linear endpoint
+    pointed at the replay over TLS (cryptofeed refuses ws://; SSL_CERT_FILE trusts the replay's
+    certificate) and its symbol table set from an instruments-info row (no REST). It calls the
+    book callback once per book message and the trade callback once per trade."""
+    try:
+        import cryptofeed
+        from cryptofeed import FeedHandler
+        from cryptofeed.connection import WebsocketEndpoint
+        from cryptofeed.defines import BYBIT, FUTURES, L2_BOOK, PERPETUAL, TRADES
+        from cryptofeed.exchanges.bybit import Bybit
+        from cryptofeed.symbols import Symbols
+    except ImportError as exc:
+        return {'skipped': f'cryptofeed not importable ({exc})'}
+    row = {'symbol': SYMBOL, 'contractType': 'LinearPerpetual', 'baseCoin': 'BTC',
+           'quoteCoin': 'USDT', 'priceFilter': {'tickSize': f'{TICK:.2f}'}}
+    Symbols.set(BYBIT, *Bybit._parse_symbol_data([{'result': {'list': [row]}}]))
+
+    class LoopbackBybit(Bybit):
+        websocket_endpoints = [WebsocketEndpoint(  # noqa: RUF012 (cryptofeed reads the class)
+            url, instrument_filter=('TYPE', (FUTURES, PERPETUAL)),
+            channel_filter=(Bybit.websocket_channels[L2_BOOK], Bybit.websocket_channels[TRADES]),
+            options={'compression': None})]
+
+    marks = {'t0': 0.0, 'book': None}
+    deadline = time.monotonic() + timeout_s
+
+    def finish(completed: bool) -> None:
+        book = marks['book']
+        bids = [[float(p), float(q)] for p, q in book.bids.to_dict().items()] if book else []
+        asks = [[float(p), float(q)] for p, q in book.asks.to_dict().items()] if book else []
+        result = {'n': total, 't0': marks['t0'], 't1': time.perf_counter(),
+                  'sentinel': completed, 'version': cryptofeed.__version__ if hasattr(
+                      cryptofeed, '__version__') else importlib.metadata.version('cryptofeed'),
+                  'first': [bids[0][0] if bids else None, asks[0][0] if asks else None],
+                  'levels': [bids, asks]}
+        sys.stdout.write('RESULT ' + dumps(result) + '\n')
+        sys.stdout.flush()
+        os._exit(0)
+
+    async def on_book(book: Any, receipt: float) -> None:
+        if not marks['t0']:
+            marks['t0'] = time.perf_counter()
+        marks['book'] = book.book
+
+    async def on_trade(trade: Any, receipt: float) -> None:
+        if trade.id == SENTINEL:
+            finish(True)
+        elif time.monotonic() > deadline:
+            finish(False)
+
+    try:  # uvloop, as cryptofeed recommends; set here, since its own install comes too late
+        import uvloop
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    except ImportError:
+        pass
+    asyncio.set_event_loop(asyncio.new_event_loop())
+    handler = FeedHandler(config={'log': {'filename': os.devnull, 'level': 'WARNING'},
+                                  'uvloop': False})
+    handler.add_feed(LoopbackBybit(symbols=['BTC-USDT-PERP'], channels=[L2_BOOK, TRADES],
+                                   callbacks={L2_BOOK: on_book, TRADES: on_trade}))
+    handler.run(install_signal_handlers=False)
+    return {'error': 'cryptofeed stopped before the sentinel trade'}
 
 
 def client_bybitws(url: str, total: int, timeout_s: float, rss_at: Iterable[int] = ()) -> dict:
@@ -509,7 +651,7 @@ def client_bybitws(url: str, total: int, timeout_s: float, rss_at: Iterable[int]
 
     rss_start = read_rss_kb()
     ws = mod.BybitWS('', '', symbol=SYMBOL, channel=[BOOK_TOPIC, TRADE_TOPIC],
-                     callback={'orderbook': callback, 'trade': callback}, category='inverse',
+                     callback={'orderbook': callback, 'trade': callback}, category=CATEGORY,
                      public_url=url)
     completed = done.wait(timeout_s)
     if not completed:
@@ -529,6 +671,10 @@ def client_main(args: argparse.Namespace) -> int:
             result = client_floor(args.url, args.total, args.timeout)
         elif args.client == 'pybit':
             result = client_pybit(args.url, args.total, args.timeout)
+        elif args.client == 'ccxt':
+            result = client_ccxt(args.url, args.total, args.timeout)
+        elif args.client == 'cryptofeed':
+            result = client_cryptofeed(args.url, args.total, args.timeout)
         else:
             rss_at = [int(x) for x in args.rss_at.split(',') if x]
             result = client_bybitws(args.url, args.total, args.timeout, rss_at)
@@ -539,12 +685,15 @@ def client_main(args: argparse.Namespace) -> int:
     os._exit(0)  # no teardown: client threads (pybit, BybitWS) are not part of the measure
 
 
-def run_client(kind: str, url: str, total: int, timeout_s: float, rss_at: str = '') -> dict:
+def run_client(kind: str, url: str, total: int, timeout_s: float, rss_at: str = '',
+               cafile: Path | None = None) -> dict:
     cmd = [sys.executable, str(Path(__file__).resolve()), '--client', kind, '--url', url,
            '--total', str(total), '--timeout', str(timeout_s), '--rss-at', rss_at]
+    env = dict(os.environ, SSL_CERT_FILE=str(cafile),
+               WEBSOCKET_CLIENT_CA_BUNDLE=str(cafile)) if cafile else None
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s + 30,
-                              check=False, stdin=subprocess.DEVNULL)
+                              check=False, stdin=subprocess.DEVNULL, env=env)
     except subprocess.TimeoutExpired:
         return {'error': f'{kind} client timed out after {timeout_s + 30:.0f} s'}
     for line in proc.stdout.splitlines():
@@ -606,7 +755,7 @@ def machine_info() -> list[str]:
 
 
 def bot_env(public_url: str, bybit: Any, discord: Any, state_file: Path) -> dict[str, str]:
-    """The script's environment: nothing inherited from BYBIT_*/DISCORD_*, inverse BTCUSD, the
+    """The script's environment: nothing inherited from BYBIT_*/DISCORD_*, linear BTCUSDT, the
     fakes' endpoints, and every timer at its default (PING_INTERVAL_S 20, EXEC_COALESCE_S 1.0)."""
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(('BYBIT_', 'DISCORD_')) and k not in (
@@ -614,7 +763,7 @@ def bot_env(public_url: str, bybit: Any, discord: Any, state_file: Path) -> dict
                'LOG_LEVEL')}
     env.update(BYBIT_WS_PUBLIC_URL=public_url, BYBIT_WS_PRIVATE_URL=bybit.private_url,
                BYBIT_REST_URL=bybit.rest_url, BYBIT_API_KEY=bybit.api_key,
-               BYBIT_API_SECRET=bybit.api_secret, BYBIT_SYMBOL=SYMBOL, BYBIT_CATEGORY='inverse',
+               BYBIT_API_SECRET=bybit.api_secret, BYBIT_SYMBOL=SYMBOL, BYBIT_CATEGORY=CATEGORY,
                DISCORD_NOTIFY='true', DISCORD_WEBHOOK_URL=discord.url, STATE_FILE=str(state_file),
                PYTHONUNBUFFERED='1')
     return env
@@ -684,65 +833,108 @@ def part_throughput(cfg: dict, report: Report) -> None:
                 f'{replay.n_trades} trade messages + sentinel = {total} messages, '
                 f'{size / MB / MB:.1f} MB framed, generated in {time.monotonic() - t_gen:.1f} s; '
                 f'reference best bid/ask {ref[0]}/{ref[1]}')
+    expected_levels = [
+        [[t * TICK, float(replay.bids.size[t])] for t in reversed(replay.bids.keys)],
+        [[t * TICK, float(replay.asks.size[t])] for t in replay.asks.keys]]
     rates: dict[str, float | None] = {}
-    with ReplayServer({BOOK_TOPIC, TRADE_TOPIC}, lambda: chunks) as server:
-        for kind in ('floor', 'bybitws', 'pybit'):
-            values = []
-            for _ in range(cfg['repeats']):
-                res = run_client(kind, server.url, total, cfg['client_timeout_s'])
-                label = {'floor': 'FLOOR', 'pybit': 'PYBIT', 'bybitws': 'BybitWS'}[kind]
-                if res.get('skipped'):
-                    report.row(f'{label} msgs/s', 'skipped', '', '', res['skipped'])
-                    break
-                if res.get('error'):
-                    report.crash(f'{label} throughput client', res['error'])
-                    break
-                if not res.get('sentinel'):
-                    report.crash(f'{label} throughput client',
-                                 f'no sentinel within {cfg["client_timeout_s"]} s: got '
-                                 f'{res.get("n")} of {total} messages')
-                values.append(res['rate'])
-                last = res
-            if not values:
-                rates[kind] = None
-                continue
-            # Best of N: other processes on the machine can only slow a run down.
-            rates[kind] = max(values)
-            runs_text = ', '.join(f'{v:,.0f}' for v in values)
-            detail = f'best of {len(values)} runs ({runs_text})' if len(values) > 1 else '1 run'
-            report.row(f'{label} msgs/s', f'{rates[kind]:,.0f}', '', '', detail)
-            if kind == 'floor':
-                continue
-            ok, text = book_check(last, ref)
-            levels_ok = last.get('levels') == [
-                [[t * TICK, float(replay.bids.size[t])] for t in reversed(replay.bids.keys)],
-                [[t * TICK, float(replay.asks.size[t])] for t in replay.asks.keys]]
-            if kind == 'bybitws':
-                report.row(f'{label} final book', 'match' if ok and levels_ok else 'MISMATCH',
-                           'match', 'PASS' if ok and levels_ok else 'MISS',
-                           text + ('; all levels match' if levels_ok else '; LEVELS DIFFER'))
-                if not (ok and levels_ok):
-                    report.failed.append('BybitWS final book mismatch (throughput)')
-            else:
-                content = 'the sorted content matches the reference book' if levels_ok else \
-                    'the content differs from the reference book too'
-                unsorted = '' if last.get('sorted') else \
-                    ' (pybit appends inserted levels: its b/a lists are not sorted)'
-                report.row(f'{label} final book', 'match' if ok else 'MISMATCH', 'match',
-                           'PASS' if ok else 'MISS',
-                           f'b[0]/a[0]: {text}{unsorted}; {content}')
-    bws, floor, pyb = rates.get('bybitws'), rates.get('floor'), rates.get('pybit')
-    if bws and pyb:
-        ratio = bws / pyb
-        report.row('BybitWS / PYBIT', f'{ratio:.2f}x', '>= 3x', 'PASS' if ratio >= 3 else 'MISS')
-    else:
-        report.row('BybitWS / PYBIT', 'n/a', '>= 3x', 'n/a', 'a rate is missing')
-    if bws and floor:
-        ratio = bws / floor
-        report.row('BybitWS / FLOOR', f'{ratio:.2f}x', '>= 0.5x',
-                   'PASS' if ratio >= 0.5 else 'MISS')
-    else:
-        report.row('BybitWS / FLOOR', 'n/a', '>= 0.5x', 'n/a', 'a rate is missing')
+    with tempfile.TemporaryDirectory(prefix='bench-tls-') as folder, \
+            ReplayServer({BOOK_TOPIC, TRADE_TOPIC}, lambda: chunks) as plain:
+        tls = tls_context(Path(folder))
+        with ReplayServer({BOOK_TOPIC, TRADE_TOPIC}, lambda: chunks,
+                          tls=tls[0] if tls else None) as secure:
+            for kind, over_tls in THROUGHPUT_RUNS:
+                label = PEER_LABELS[kind] + (' (TLS)' if over_tls else '')
+                if over_tls and tls is None:
+                    report.row(f'{label} msgs/s', 'skipped', '', '', 'no openssl to make a cert')
+                    continue
+                server = secure if over_tls else plain
+                values, last = [], {}
+                for _ in range(cfg['repeats']):
+                    res = run_client(kind, server.url, total, cfg['client_timeout_s'],
+                                     cafile=tls[1] if over_tls else None)
+                    if res.get('skipped'):
+                        report.row(f'{label} msgs/s', 'skipped', '', '', res['skipped'])
+                        break
+                    if res.get('error'):
+                        report.crash(f'{label} throughput client', res['error'])
+                        break
+                    if not res.get('sentinel'):
+                        report.crash(f'{label} throughput client',
+                                     f'no sentinel within {cfg["client_timeout_s"]} s: got '
+                                     f'{res.get("n")} of {total} messages')
+                    values.append(res['rate'])
+                    last = res
+                if not values:
+                    rates[label] = None
+                    continue
+                # Best of N: other processes on the machine can only slow a run down.
+                rates[label] = max(values)
+                runs_text = ', '.join(f'{v:,.0f}' for v in values)
+                detail = f'best of {len(values)} runs ({runs_text})' if len(values) > 1 else '1 run'
+                if last.get('version'):
+                    detail += f"; {kind} {last['version']}"
+                report.row(f'{label} msgs/s', f'{rates[label]:,.0f}', '', '', detail)
+                if kind != 'floor':
+                    book_rows(report, kind, label, last, ref, expected_levels)
+    for name, num, den, target in RATIOS:
+        a, b = rates.get(num), rates.get(den)
+        if a and b:
+            ratio = a / b
+            report.row(name, f'{ratio:.2f}x', f'>= {target}x' if target else '',
+                       ('PASS' if ratio >= target else 'MISS') if target else '')
+        else:
+            report.row(name, 'n/a', f'>= {target}x' if target else '', 'n/a', 'a rate is missing')
+
+
+THROUGHPUT_RUNS = (('floor', False), ('bybitws', False), ('pybit', False), ('ccxt', False),
+                   ('floor', True), ('bybitws', True), ('cryptofeed', True))
+PEER_LABELS = {'floor': 'FLOOR', 'bybitws': 'BybitWS', 'pybit': 'PYBIT', 'ccxt': 'CCXT',
+               'cryptofeed': 'CRYPTOFEED'}
+RATIOS = (  # (row, numerator, denominator, target or 0): like against like, plain or TLS
+    ('BybitWS / PYBIT', 'BybitWS', 'PYBIT', 3),
+    ('BybitWS / CCXT', 'BybitWS', 'CCXT', 0),
+    ('BybitWS / CRYPTOFEED (both TLS)', 'BybitWS (TLS)', 'CRYPTOFEED (TLS)', 1.3),
+    ('BybitWS / FLOOR', 'BybitWS', 'FLOOR', 0.9),
+    ('BybitWS / FLOOR (both TLS)', 'BybitWS (TLS)', 'FLOOR (TLS)', 0),
+)
+
+
+def tls_context(folder: Path) -> tuple[ssl.SSLContext, Path] | None:
+    """A server context with a fresh self-signed certificate for localhost, and the cert's path
+    (the clients trust it through SSL_CERT_FILE and WEBSOCKET_CLIENT_CA_BUNDLE); None without
+    openssl."""
+    if shutil.which('openssl') is None:
+        return None
+    cert, key = folder / 'cert.pem', folder / 'key.pem'
+    subprocess.run(['openssl', 'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1',
+                    '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost',
+                    '-keyout', str(key), '-out', str(cert)], check=True, capture_output=True)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    return context, cert
+
+
+def book_rows(report: Report, kind: str, label: str, last: dict, ref: tuple,
+              expected_levels: list) -> None:
+    """Whether a client's final book is the replay's: best bid/ask, and every level."""
+    ok, text = book_check(last, ref)
+    levels = last.get('levels') or [[], []]
+    levels_ok = levels == expected_levels
+    sorted_ok = [sorted(levels[0], reverse=True), sorted(levels[1])] == expected_levels
+    if kind == 'bybitws':
+        report.row(f'{label} final book', 'match' if ok and levels_ok else 'MISMATCH',
+                   'match', 'PASS' if ok and levels_ok else 'MISS',
+                   text + ('; all levels match' if levels_ok else '; LEVELS DIFFER'))
+        if not (ok and levels_ok):
+            report.failed.append(f'{label} final book mismatch (throughput)')
+        return
+    content = 'all levels match' if levels_ok else \
+        'the sorted content matches the reference book' if sorted_ok else \
+        'the content differs from the reference book'
+    unsorted = '' if last.get('sorted', True) else \
+        ' (pybit appends inserted levels: its b/a lists are not sorted)'
+    report.row(f'{label} final book', 'match' if ok else 'MISMATCH', 'match',
+               'PASS' if ok else 'MISS', f'b[0]/a[0]: {text}{unsorted}; {content}')
 
 
 def part_memory(cfg: dict, report: Report) -> None:
@@ -780,7 +972,7 @@ def part_latency(cfg: dict, report: Report, tmp: Path) -> None:
     n_exec = cfg['executions']
     with fake_bybit() as bybit, fake_discord(limit=10_000) as discord, \
             ReplayServer({KLINE_TOPIC}, lambda: itertools.repeat(chunk), settle_s=0) as flood:
-        bybit.wallet = bybit.make_wallet('BTC', '1')
+        bybit.wallet = bybit.make_wallet('USDT', '10000')
         log_path = tmp / 'latency-bot.log'
         env = bot_env(flood.url, bybit, discord, tmp / 'latency.state.json')
         with running_bot(env, log_path) as bot:
@@ -794,9 +986,9 @@ def part_latency(cfg: dict, report: Report, tmp: Path) -> None:
             for i in range(n_exec):
                 price = 65_000 + (i % 20) * TICK
                 item = bybit.make_execution(
-                    category='inverse', symbol=SYMBOL, side='Buy' if i % 2 else 'Sell',
-                    execQty='100', orderQty='100', leavesQty='0', execPrice=f'{price:.2f}',
-                    execValue=f'{100 / price:.8f}', execFee='0.00000085', feeCurrency='BTC',
+                    category=CATEGORY, symbol=SYMBOL, side='Buy' if i % 2 else 'Sell',
+                    execQty='0.01', orderQty='0.01', leavesQty='0', execPrice=f'{price:.2f}',
+                    execValue=f'{0.01 * price:.2f}', execFee='0.357', feeCurrency='USDT',
                     orderPrice=f'{price:.2f}', markPrice=f'{price:.2f}', orderType='Market')
                 with bybit._lock:  # the REST list too, as add_execution() keeps it
                     bybit.executions.append(item)
@@ -847,9 +1039,9 @@ def part_latency(cfg: dict, report: Report, tmp: Path) -> None:
 def part_idle(cfg: dict, report: Report, tmp: Path) -> None:
     fake_bybit, fake_discord = fakes()
     with fake_bybit() as bybit, fake_discord(limit=10_000) as discord:
-        bybit.wallet = bybit.make_wallet('BTC', '1')
+        bybit.wallet = bybit.make_wallet('USDT', '10000')
         log_path = tmp / 'idle-bot.log'
-        env = bot_env(bybit.public_url_for('inverse'), bybit, discord, tmp / 'idle.state.json')
+        env = bot_env(bybit.public_url_for(CATEGORY), bybit, discord, tmp / 'idle.state.json')
         with running_bot(env, log_path) as bot:
             wait_until(lambda: any(KLINE_TOPIC in s for s in bybit.subscriptions('public')) and
                        any('execution' in s for s in bybit.subscriptions('private')),
@@ -911,7 +1103,8 @@ def main() -> int:
     parser.add_argument('--only', default=','.join(PARTS), help='comma-separated parts to run')
     parser.add_argument('--script', type=Path, default=script_path(),
                         help='the bybit_ws_notify.py to measure (e.g. a patched copy)')
-    parser.add_argument('--client', choices=('floor', 'pybit', 'bybitws'), help=argparse.SUPPRESS)
+    parser.add_argument('--client', choices=('floor', 'pybit', 'ccxt', 'cryptofeed', 'bybitws'),
+                        help=argparse.SUPPRESS)
     parser.add_argument('--url', help=argparse.SUPPRESS)
     parser.add_argument('--total', type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument('--timeout', type=float, default=60.0, help=argparse.SUPPRESS)

@@ -1,0 +1,232 @@
+"""The chunked websocket frame reader against websocket-client's own reader, frame for frame.
+
+Both readers get the same byte stream through a real socket pair, written in random pieces so a
+frame can be cut anywhere: data frames of every length class (7-bit, 16-bit, 64-bit lengths),
+fragmented messages, pings, pongs and closes interleaved, and broken frames (reserved bits, bad
+opcodes, a stray continuation, a long ping, masked frames). They must return the same
+(opcode, payload) sequence, raise the same error at the same point, and send the same pongs and
+close frames back. One more test runs the reader over TLS with records split anywhere.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import shutil
+import socket
+import ssl
+import struct
+import subprocess
+import threading
+from pathlib import Path
+
+import pytest
+import websocket
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import bybit_ws_notify as bot
+
+FUZZ = settings(max_examples=300, deadline=None, derandomize=True, database=None,
+                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+TEXT, BINARY, CONT, CLOSE, PING, PONG = 0x1, 0x2, 0x0, 0x8, 0x9, 0xA
+
+
+def frame(opcode: int, payload: bytes, *, fin: bool = True, rsv: int = 0,
+          mask: bytes | None = None) -> bytes:
+    """One frame as a server sends it (unmasked unless mask is given)."""
+    head = bytes([(0x80 if fin else 0) | rsv << 4 | opcode])
+    size, flag = len(payload), 0x80 if mask else 0
+    if size < 126:
+        head += bytes([flag | size])
+    elif size < 65536:
+        head += bytes([flag | 126]) + struct.pack('!H', size)
+    else:
+        head += bytes([flag | 127]) + struct.pack('!Q', size)
+    if mask:
+        payload = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+        head += mask
+    return head + payload
+
+
+def sizes() -> st.SearchStrategy[int]:
+    # Around each length-class boundary, plus small ones (most of Bybit's frames).
+    return st.one_of(st.integers(0, 300), st.sampled_from([125, 126, 127, 65535, 65536, 70000]))
+
+
+@st.composite
+def streams(draw: st.DrawFn) -> bytes:
+    parts = []
+    for _ in range(draw(st.integers(1, 12))):
+        kind = draw(st.sampled_from(['text', 'text', 'binary', 'fragmented', 'ping', 'pong',
+                                     'masked', 'broken']))
+        payload = random.Random(draw(st.integers(0, 2**32))).randbytes(draw(sizes()))
+        if kind in ('text', 'binary'):
+            parts.append(frame(TEXT if kind == 'text' else BINARY, payload))
+        elif kind == 'fragmented':
+            pieces = draw(st.integers(2, 4))
+            step = max(len(payload) // pieces, 1)
+            chunks = [payload[i:i + step] for i in range(0, len(payload), step)] or [b'']
+            for i, chunk in enumerate(chunks):
+                parts.append(frame(TEXT if i == 0 else CONT, chunk, fin=i == len(chunks) - 1))
+                if draw(st.booleans()):  # a control frame may come between the fragments
+                    parts.append(frame(PING, payload[:draw(st.integers(0, 125))]))
+        elif kind in ('ping', 'pong'):
+            parts.append(frame(PING if kind == 'ping' else PONG, payload[:125]))
+        elif kind == 'masked':
+            parts.append(frame(draw(st.sampled_from([TEXT, PING])), payload[:125],
+                               mask=payload[-4:].rjust(4, b'm')))
+        else:
+            parts.append(draw(st.sampled_from([
+                frame(TEXT, payload, rsv=4),                 # RSV1: compression, never agreed
+                frame(0x3, payload),                         # a reserved opcode
+                frame(CONT, payload),                        # continuation with nothing begun
+                frame(PING, payload + b'x' * 126),           # a ping longer than 125
+                frame(PING, b'', fin=False),                 # a fragmented ping
+            ])))
+    if draw(st.booleans()):
+        parts.append(frame(CLOSE, struct.pack('!H', 1000) + b'bye'))
+    return b''.join(parts)
+
+
+def client_frames(data: bytes) -> list:
+    """The (opcode, payload) of each masked frame a client sent."""
+    out, pos = [], 0
+    while pos + 2 <= len(data):
+        b0, b1 = data[pos], data[pos + 1]
+        size, pos = b1 & 0x7F, pos + 2
+        if size == 126:
+            size, pos = struct.unpack('!H', data[pos:pos + 2])[0], pos + 2
+        elif size == 127:
+            size, pos = struct.unpack('!Q', data[pos:pos + 8])[0], pos + 8
+        mask, pos = data[pos:pos + 4], pos + 4
+        payload = bytes(b ^ mask[i % 4] for i, b in enumerate(data[pos:pos + size]))
+        out.append((b0 & 0x0F, payload))
+        pos += size
+    return out
+
+
+def read_all(stream: bytes, cuts: list, use_chunked: bool,
+             wrap: tuple | None = None) -> tuple:
+    """Send `stream` over a socket pair in pieces; read it with one reader. Returns (frames
+    returned, the error that ended it, frames the reader sent back)."""
+    ours, peer = socket.socketpair()
+    if wrap is not None:
+        server_ctx, client_ctx = wrap
+        result: dict = {}
+        accept = threading.Thread(target=lambda: result.update(
+            s=server_ctx.wrap_socket(peer, server_side=True)))
+        accept.start()
+        ours = client_ctx.wrap_socket(ours, server_hostname='localhost')
+        accept.join(5)
+        peer = result['s']
+    ours.settimeout(5)
+
+    def write() -> None:
+        pos = 0
+        try:
+            for cut in [c for c in cuts if c < len(stream)] + [len(stream)]:
+                if cut > pos:
+                    peer.sendall(stream[pos:cut])
+                    pos = cut
+            if wrap is None:
+                peer.shutdown(socket.SHUT_WR)
+            else:  # over TLS the stream ends with a close frame instead of a TCP half-close
+                peer.sendall(frame(CLOSE, b''))
+        except OSError:  # the reader stopped early (an error or a close) and hung up
+            pass
+
+    writer = threading.Thread(target=write, daemon=True)
+    writer.start()
+    ws = websocket.WebSocket(enable_multithread=True, skip_utf8_validation=True)
+    ws.sock, ws.connected = ours, True
+    recv = bot._FrameReader(ws).recv_data if use_chunked else ws.recv_data
+    got, error = [], None
+    try:
+        while True:
+            opcode, data = recv()
+            got.append((opcode, bytes(data)))
+            if opcode == CLOSE:
+                break
+    except websocket.WebSocketException as exc:
+        error = (type(exc).__name__, str(exc))
+    sent = b''
+    if wrap is None:  # what the reader sent back (pongs, close), up to its half-close
+        with contextlib.suppress(OSError):  # websocket-client closes it itself on EOF
+            ours.shutdown(socket.SHUT_WR)
+        peer.settimeout(5)
+        while True:
+            chunk = peer.recv(65536)
+            if not chunk:
+                break
+            sent += chunk
+    ours.close()  # a writer still blocked on a full buffer now fails and ends
+    writer.join(5)
+    peer.close()
+    return got, error, client_frames(sent)
+
+
+@FUZZ
+@given(stream=streams(), cuts=st.lists(st.integers(0, 200_000), max_size=20).map(sorted))
+def test_chunked_reader_matches_websocket_client_frame_for_frame(stream, cuts):
+    theirs = read_all(stream, cuts, use_chunked=False)
+    ours = read_all(stream, cuts, use_chunked=True)
+    assert ours[0] == theirs[0]          # the same frames, in the same order
+    assert ours[1] == theirs[1]          # the same error at the same point (or none)
+    assert ours[2] == theirs[2]          # the same pongs and close frames sent back
+
+
+def test_reader_handles_64_bit_lengths_and_frames_split_byte_by_byte():
+    big = os.urandom(70_000)
+    stream = frame(BINARY, big) + frame(TEXT, b'{"a":1}') + frame(CLOSE, b'')
+    got, error, _ = read_all(stream, list(range(40)), use_chunked=True)
+    assert got == [(BINARY, big), (TEXT, b'{"a":1}'), (CLOSE, b'')] and error is None
+
+
+def test_reader_refuses_a_declared_length_it_would_not_allocate():
+    head = bytes([0x82, 127]) + struct.pack('!Q', 1 << 40)
+    got, error, _ = read_all(head + b'xx', [], use_chunked=True)
+    assert got == [] and error is not None and 'too large' in error[1]
+
+
+def test_an_unexpected_error_turns_the_reader_off_for_later_connections(monkeypatch):
+    ours, peer = socket.socketpair()
+    ws = websocket.WebSocket(enable_multithread=True, skip_utf8_validation=True)
+    ws.sock, ws.connected = ours, True
+    reader = bot._FrameReader(ws)
+    reader._buf, reader._pos = frame(PING, b'p'), 0
+    monkeypatch.setattr(bot._FrameReader, 'disabled', False)
+    ws.cont_frame = None  # breaks the slow path the way a changed websocket-client might
+    ws.pong = None
+    with pytest.raises(websocket.WebSocketProtocolException):
+        reader.recv_data()
+    assert bot._FrameReader.disabled
+    assert bot._FrameReader.for_connection(ws) == ws.recv_data
+    ours.close()
+    peer.close()
+
+
+@pytest.fixture(scope='module')
+def tls_pair(tmp_path_factory) -> tuple:
+    if shutil.which('openssl') is None:
+        pytest.skip('openssl is needed to make a self-signed certificate')
+    folder: Path = tmp_path_factory.mktemp('tls')
+    cert, key = folder / 'cert.pem', folder / 'key.pem'
+    subprocess.run(['openssl', 'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1',
+                    '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost',
+                    '-keyout', str(key), '-out', str(cert)], check=True, capture_output=True)
+    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server.load_cert_chain(cert, key)
+    client = ssl.create_default_context(cafile=str(cert))  # verified, as in the product
+    return server, client
+
+
+@settings(max_examples=40, deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(stream=streams(), cuts=st.lists(st.integers(0, 200_000), max_size=30).map(sorted))
+def test_reader_over_tls_with_records_split_anywhere(tls_pair, stream, cuts):
+    # Each sendall of a piece becomes its own TLS record(s), so records end mid-frame.
+    plain = read_all(stream + frame(CLOSE, b''), cuts, use_chunked=False)
+    tls = read_all(stream, cuts, use_chunked=True, wrap=tls_pair)
+    assert tls[0] == plain[0] and tls[1] == plain[1]
