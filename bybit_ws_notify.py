@@ -3071,7 +3071,10 @@ def _check_account(rows: list, cfg: Settings, rest: BybitRest, offset_ms: int) -
                              'BYBIT_WALLET_NOTIFY=false)'))
     answer = _check_stream(rows, 'Private stream', 'BYBIT_WS_PRIVATE_URL', cfg.private_url,
                            _ws_auth(cfg, offset_ms))
-    if answer is not None and not answer.get('success'):
+    if answer is not None and answer.get('success'):
+        rows[-1] = rows[-1]._replace(result=rows[-1].result.replace('websocket auth answered',
+                                                                    'key accepted'))
+    elif answer is not None:
         rows[-1] = CheckRow('✗', 'Private stream', f"key refused on the websocket "
                             f"({trim(answer.get('ret_msg'), 80)})",
                             'check BYBIT_API_KEY/BYBIT_API_SECRET and the environment '
