@@ -29,9 +29,10 @@ README = ROOT / 'README.md'
 SCRIPT = ROOT / 'bybit_ws_notify.py'
 sys.path[:0] = [str(HERE), str(ROOT)]
 
-import bybit_ws_notify as bot  # noqa: E402
-from fake_bybit import FakeBybit  # noqa: E402
-from fake_discord import FakeDiscord  # noqa: E402
+from fake_bybit import FakeBybit
+from fake_discord import FakeDiscord
+
+import bybit_ws_notify as bot
 
 ORDER_ID = '5cf98598-39a7-459e-97bf-76ca765ee020'
 
@@ -178,7 +179,7 @@ def run_scenario(notify: bool) -> tuple:
 def console_alerts() -> str:
     """What DISCORD_NOTIFY=false prints, from the start to the balance change."""
     text, _ = run_scenario(notify=False)
-    return re.split(r'^\S+ bybit-ws-notify stopped', text, flags=re.M)[0].rstrip('\n')
+    return re.split(r'^\S+ bybit-ws-notify stopped', text, flags=re.MULTILINE)[0].rstrip('\n')
 
 
 def discord_embeds() -> list:
@@ -195,7 +196,7 @@ GENERATORS: dict[str, Callable[[], str]] = {
     'console-alerts': console_alerts,
 }
 _BLOCK = re.compile(r'<!-- generated: (?P<name>[\w-]+) -->\n?(?P<body>.*?)\n?<!-- end: (?P=name) -->',
-                    re.S)
+                    re.DOTALL)
 
 
 def render(text: str) -> str:

@@ -36,15 +36,15 @@ def _slug(heading: str) -> str:
 
 
 def test_contents_and_links_point_at_headings() -> None:
-    anchors = {_slug(h) for h in re.findall(r'^#{2,3} (.+)$', TEXT, re.M)}
+    anchors = {_slug(h) for h in re.findall(r'^#{2,3} (.+)$', TEXT, re.MULTILINE)}
     links = set(re.findall(r'\]\(#([^)]+)\)', TEXT))
     assert links - anchors == set()
     contents = TEXT.split('## Contents', 1)[1].split('\n## ', 1)[0]
-    assert len(re.findall(r'\]\(#', contents)) == len(re.findall(r'^## ', TEXT, re.M)) - 1
+    assert len(re.findall(r'\]\(#', contents)) == len(re.findall(r'^## ', TEXT, re.MULTILINE)) - 1
 
 
 def test_performance_comes_after_usage() -> None:
-    headings = re.findall(r'^## (.+)$', TEXT, re.M)
+    headings = re.findall(r'^## (.+)$', TEXT, re.MULTILINE)
     assert headings.index('Performance') > headings.index('Running it for months')
     assert headings.index('Performance') > headings.index('Using BybitWS in your own code')
 
