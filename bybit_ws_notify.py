@@ -179,7 +179,6 @@ def _number(low: float, high: float) -> Callable[[str, Any], float]:
         if not (low <= number <= high):
             raise SettingError(f'{name}={value!r}: accepts a number from {low:g} to {high:g}')
         return number
-    parse.accepts = f'a number from {low:g} to {high:g}'  # type: ignore[attr-defined]
     return parse
 
 
@@ -3265,7 +3264,9 @@ def main(argv: list | None = None) -> int:
                         'the state file %s for the next start', left, cfg.state_file)
             if sender is not None:
                 sender.abandoned = True
-            threading.Timer(5, os._exit, (130,)).start()  # if the save itself hangs
+            deadline = threading.Timer(5, os._exit, (130,))  # if the last save itself hangs
+            deadline.daemon = True
+            deadline.start()
             return
         stop_reason[0] = signal.Signals(signum).name
         stop.set()

@@ -3,10 +3,14 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
+import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -308,3 +312,65 @@ def test_missing_dependency_is_one_line(tmp_path: Path, module: str, package: st
         '-r requirements.txt" (in the venv of the README\'s quick start)')]
 
 
+
+
+# Console mode and shutdown #######################################################################
+
+def _ready(bot_, bybit: FakeBybit) -> None:
+    bot_.wait_log('private stream ready', timeout=20)
+    bybit.wait_subscribed('execution')
+
+
+def test_console_prints_each_alert_with_its_event_time(run_bot, bybit: FakeBybit) -> None:
+    bot_ = run_bot(DISCORD_NOTIFY='false', DISCORD_WEBHOOK_URL='', TZ='UTC')
+    _ready(bot_, bybit)
+    bot_.wait_log('bybit-ws-notify started')
+    yesterday_ms = bybit.server_time_ms() - 26 * 3600 * 1000
+    fill = bybit.make_execution(orderId='o-old', leavesQty='0', execQty='0.3', orderQty='0.3',
+                                execTime=str(yesterday_ms))
+    bybit.add_execution(fill)
+    stamp = time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime(yesterday_ms / 1000))
+    line = bot_.wait_log(r'Fill: ')
+    assert line.startswith(f'{stamp} Fill: '), line
+    assert bot_.stop() == 0
+
+
+def test_console_marks_alerts_left_over_from_the_last_run(run_bot, bybit: FakeBybit,
+                                                          discord: FakeDiscord) -> None:
+    discord.delete_webhook()  # the first run cannot deliver: its alerts stay in the state file
+    first = run_bot()
+    _ready(first, bybit)
+    first.wait_log('answered 404')
+    assert first.stop() == 0
+    second = run_bot(DISCORD_NOTIFY='false', DISCORD_WEBHOOK_URL='')
+    line = second.wait_log(r'\[from the last run\] bybit-ws-notify started')
+    assert re.match(r'^\d\d:\d\d:\d\d \[from the last run\] ', line), line
+    _ready(second, bybit)
+    fresh = second.wait_log(r'^\d\d:\d\d:\d\d bybit-ws-notify started')
+    assert '[from the last run]' not in fresh
+    assert second.stop() == 0
+
+
+def test_shutdown_with_discord_down_says_what_it_waits_for_and_a_second_ctrl_c_drops_it(
+        run_bot, bybit: FakeBybit, discord: FakeDiscord, tmp_path: Path) -> None:
+    bot_ = run_bot()
+    _ready(bot_, bybit)
+    discord.wait_for(lambda es: any(e.get('title') == 'bybit-ws-notify started' for e in es))
+    discord.fail_for(120, 502)
+    bybit.add_execution(bybit.make_execution(orderId='o-1', leavesQty='0', execQty='0.3',
+                                             orderQty='0.3'))
+    bot_.wait_log('Discord unreachable')
+    bot_.proc.send_signal(signal.SIGINT)
+    line = bot_.wait_log('delivering .* queued alert')
+    assert re.search(r'delivering 2 queued alert\(s\) to Discord \(unreachable, retrying\): '
+                     r'waiting up to 10 s \(Ctrl-C again to stop now', line), line
+    started = time.monotonic()
+    bot_.proc.send_signal(signal.SIGINT)
+    line = bot_.wait_log('second Ctrl-C')
+    assert re.search(r"second Ctrl-C: not waiting for Discord; 2 undelivered alert\(s\) go to the "
+                     r"state file .*state\.json for the next start", line), line
+    assert bot_.wait_exit(10) == 0
+    assert time.monotonic() - started < 5  # not the 10 s wait
+    state = json.loads((tmp_path / 'state.json').read_text())
+    assert [item['embed']['title'].split(':')[0] for item in state['outbox']] == [
+        'Fill', 'bybit-ws-notify stopped']
