@@ -3104,7 +3104,7 @@ def run_check(env: Any, send_test: bool) -> int:
     rows.append(CheckRow('✓', 'Settings', f'valid: {cfg.symbol} {cfg.category} on '
                          f'{environment(cfg)}, {"Discord" if cfg.discord_notify else "console"}'))
     rows += [CheckRow('!', 'Settings', warning) for warning in setting_warnings(cfg)]
-    if cfg.ohlcv_notify or cfg.has_keys:
+    if any(not is_private_topic(topic) for topic in main_topics(cfg)):
         _check_stream(rows, 'Public stream', 'BYBIT_WS_PUBLIC_URL', cfg.public_url,
                       {'req_id': 'check', 'op': 'ping'})
     rest = BybitRest(cfg.rest_url, cfg.api_key, cfg.api_secret)
@@ -3134,6 +3134,8 @@ def run_check(env: Any, send_test: bool) -> int:
         rows.append(CheckRow('-', 'API key', 'none: public-only (candle alerts)'))
     elif offset_ms is not None:
         _check_account(rows, cfg, rest, offset_ms)
+    else:
+        rows.append(CheckRow('-', 'API key', 'not checked: the REST API is unreachable'))
     webhook_ok = _check_discord(rows, cfg)
     if send_test:
         if any(row.mark == '✗' for row in rows):
@@ -3363,6 +3365,8 @@ def main(argv: list | None = None) -> int:
     if not delivered:
         log.warning('%d alert(s) not delivered yet; kept in %s for the next start',
                     len(sender.pending()), cfg.state_file)
+    if getattr(sender, 'abandoned', False):
+        return 130  # interrupted twice: saved, but not the graceful stop
     log.info('stopped')
     return 0
 
