@@ -211,7 +211,7 @@ def render(text: str) -> str:
 
 def masked(text: str) -> str:
     """What may differ between two honest runs: clock times, ports, durations, day counts, ids."""
-    text = re.sub(r'\d\d:\d\d:\d\d', 'hh:mm:ss', text)
+    text = re.sub(r'\d\d:\d\d:\d\d(\.\d+)?', 'hh:mm:ss', text)
     text = re.sub(r'127\.0\.0\.1:\d+', '127.0.0.1:port', text)
     text = re.sub(r'\d+ ms (behind|ahead of)', 'N ms off', text)
     text = re.sub(r'\d{4}-\d\d-\d\d', 'yyyy-mm-dd', text)

@@ -3,6 +3,7 @@ settings table is the settings table of the script, its links point at its own h
 
 from __future__ import annotations
 
+import json
 import re
 
 import readme
@@ -52,3 +53,12 @@ def test_performance_comes_after_usage() -> None:
 def test_the_picture_is_committed_and_embedded() -> None:
     assert '](docs/alerts.png)' in TEXT
     assert (readme.ROOT / 'docs' / 'alerts.png').read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
+
+
+def test_the_picture_shows_what_the_bot_posts_now() -> None:
+    """docs/alerts.png is drawn from docs/alerts.json; when the embeds change, this fails until
+    `python tests/render_alerts.py` redraws it (CI has no Chromium, so it checks the JSON)."""
+    drawn = (readme.ROOT / 'docs' / 'alerts.json').read_text(encoding='utf-8')
+    fresh = json.dumps(readme.discord_embeds(), indent=1, ensure_ascii=False) + '\n'
+    assert readme.masked(fresh) == readme.masked(drawn), (
+        'the embeds changed: run `python tests/render_alerts.py` and commit docs/')
