@@ -3166,31 +3166,33 @@ def sample_alerts() -> list:
     """One sample of each alert kind, built by the real formatters from Bybit's example payloads
     (docs/v5/websocket/private/*.mdx), each marked as a test."""
     units = units_for('linear', 'BTCUSDT')
+    now = str(now_ms())  # the payloads' own times are from 2025: a test alert happens now
+    minute = now_ms() // 60_000 * 60_000 - 60_000
     fill = {'category': 'linear', 'symbol': 'BTCUSDT', 'closedSize': '0.5', 'execFee': '26.3725275',
             'execId': '0ab1bdf7-4219-438b-b30a-32ec863018f7', 'execPrice': '95900.1',
             'execQty': '0.5', 'execType': 'Trade', 'execValue': '47950.05', 'feeRate': '0.00055',
             'markPrice': '95901.48', 'leavesQty': '0', 'orderId': '9aac161b-8ed6-450d-9cab-c5cc67c21784',
             'orderLinkId': '', 'orderPrice': '94942.5', 'orderQty': '0.5', 'orderType': 'Market',
-            'stopOrderType': 'UNKNOWN', 'side': 'Sell', 'execTime': '1746270400353',
+            'stopOrderType': 'UNKNOWN', 'side': 'Sell', 'execTime': now,
             'isMaker': False, 'execPnl': '0.05', 'feeCurrency': 'USDT'}
     order = {'category': 'linear', 'symbol': 'BTCUSDT', 'orderId': fill['orderId'], 'side': 'Sell',
              'orderType': 'Market', 'price': '94942.5', 'qty': '0.5', 'timeInForce': 'IOC',
              'orderStatus': 'Filled', 'orderLinkId': '', 'cumExecQty': '0.5',
              'cumExecValue': '47950.05', 'avgPrice': '95900.1', 'cumExecFee': '26.3725275',
-             'leavesQty': '0', 'createdTime': '1746270400350', 'updatedTime': '1746270400353',
+             'leavesQty': '0', 'createdTime': now, 'updatedTime': now,
              'rejectReason': 'EC_NoError', 'cancelType': 'UNKNOWN', 'stopOrderType': '',
              'positionIdx': 0}
     position = {'category': 'linear', 'symbol': 'BTCUSDT', 'side': 'Buy', 'size': '0.5',
                 'entryPrice': '95850', 'avgPrice': '95850', 'markPrice': '95901.48', 'liqPrice': '',
                 'takeProfit': '0', 'stopLoss': '0', 'unrealisedPnl': '25.74', 'curRealisedPnl': '0',
-                'positionIdx': 0, 'updatedTime': '1746270400353', 'leverage': '10'}
+                'positionIdx': 0, 'updatedTime': now, 'leverage': '10'}
     before = position_view(dict(position, side='', size='0', entryPrice='0', avgPrice='0'))
     account = {'accountType': 'UNIFIED', 'totalEquity': '10262.91335023',
                'totalAvailableBalance': '9556.6056555'}
     coin = {'coin': 'USDT', 'equity': '1037.5', 'walletBalance': '1037.5', 'unrealisedPnl': '0'}
-    candle = {'start': 1672324800000, 'end': 1672325099999, 'interval': '5', 'open': '16649.5',
+    candle = {'start': minute, 'end': minute + 59_999, 'interval': '1', 'open': '16649.5',
               'close': '16677', 'high': '16677', 'low': '16608', 'volume': '2.081',
-              'turnover': '34666.4005', 'confirm': True, 'timestamp': 1672325100000}
+              'turnover': '34666.4005', 'confirm': True, 'timestamp': minute + 60_000}
     embeds = [
         format_order(order, units),
         format_execution([fill], units),

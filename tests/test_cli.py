@@ -68,6 +68,7 @@ def test_check_all_pass(env: dict[str, str], bybit: FakeBybit, discord: FakeDisc
     assert rows['Balance'][1] == '1000 USDT (equity 1000)'
     assert rows['Discord webhook'][1].startswith('"Fake Hook" posts to channel ')
     assert discord.messages == []  # a GET, nothing posted
+    assert not Path(env['STATE_FILE']).exists()  # a check leaves nothing behind
     assert [r['path'] for r in bybit.rest_requests if r['method'] != 'GET'] == []
     assert_no_secrets(output, bybit.api_secret, discord.token)
 
@@ -184,6 +185,14 @@ def test_check_send_test_posts_one_of_each_kind_marked(env: dict[str, str],
     for word in ('Order', 'Fill', 'Position', 'Balance', 'closed', 'down', 'restored'):
         assert word in kinds
     assert discord.violations == []
+
+
+def test_check_send_test_in_console_mode_prints_the_samples(env: dict[str, str]) -> None:
+    env.update(DISCORD_NOTIFY='false', DISCORD_WEBHOOK_URL='')
+    code, rows, output = check(env, '--send-test')
+    assert code == 0, output
+    assert rows['Test alerts'] == ('✓', f'{len(bot.sample_alerts())} printed above (console mode)')
+    assert re.search(r'^\d\d:\d\d:\d\d \[TEST\] Fill: Sell 0\.5 BTC BTCUSDT', output, re.MULTILINE)
 
 
 def test_send_test_needs_check(env: dict[str, str]) -> None:
