@@ -31,6 +31,8 @@ import queue
 import random
 import re
 import signal
+import socket
+import ssl
 import sys
 import tempfile
 import threading
@@ -2897,11 +2899,13 @@ def parse_args(argv: list) -> tuple:
     return ('send-test' if '--send-test' in flags else 'check' if flags else 'run'), None
 
 
-# Self-check (--check) ############################################################################
+# -- the self-check (--check) ---------------------------------------------------------------------
 # What a trader runs once on a new server before going live: each row names the host or account
 # fact it checked and, when it failed, the one thing to do about it.
 
-CHECK_CLOCK_MAX_MS = 1000  # Bybit refuses a request stamped >1 s ahead of its clock (docs/v5/guide.mdx)
+# Bybit accepts a signed request when server_time - recv_window <= timestamp < server_time + 1000
+# (docs/v5/guide.mdx, "Parameters for Authenticated Endpoints"): a clock 1 s fast is refused.
+CHECK_CLOCK_MAX_MS = 1000
 
 
 class CheckRow(NamedTuple):
@@ -2914,8 +2918,6 @@ class CheckRow(NamedTuple):
 def probe_host(url: str) -> tuple:
     """(None, 'DNS, TCP, TLS ok') or (step, reason): resolve, connect and, for wss/https, complete
     a verified TLS handshake with the host of url, so a failure names the step that failed."""
-    import socket
-    import ssl
     parts = urllib.parse.urlsplit(url)
     secure = parts.scheme in ('wss', 'https')
     host, port = parts.hostname or '', parts.port or (443 if secure else 80)
@@ -2955,7 +2957,7 @@ def _host_fix(step: str, setting: str) -> str:
     }[step]
 
 
-def _check_stream(rows: list, what: str, setting: str, url: str, first: dict | None) -> Any:
+def _check_stream(rows: list, what: str, setting: str, url: str, first: dict) -> Any:
     """Connect to a Bybit websocket, send `first` (ping or auth) and return its answer."""
     host = urllib.parse.urlsplit(url).hostname
     step, detail = probe_host(url)
@@ -3099,7 +3101,7 @@ def run_check(env: Any, send_test: bool) -> int:
         cfg = load_settings(env)
     except SettingError as exc:
         rows.append(CheckRow('✗', 'Settings', redact(str(exc)), 'fix this setting (see --help)'))
-        return _print_check(rows, None)
+        return _print_check(rows)
     register_secret(cfg.api_secret)
     rows.append(CheckRow('✓', 'Settings', f'valid: {cfg.symbol} {cfg.category} on '
                          f'{environment(cfg)}, {"Discord" if cfg.discord_notify else "console"}'))
@@ -3142,10 +3144,10 @@ def run_check(env: Any, send_test: bool) -> int:
             rows.append(CheckRow('-', 'Test alerts', 'not sent: fix the ✗ above first'))
         else:
             rows.append(send_test_alerts(cfg if webhook_ok else cfg._replace(webhook_url='')))
-    return _print_check(rows, cfg)
+    return _print_check(rows)
 
 
-def _print_check(rows: list, cfg: Settings | None) -> int:
+def _print_check(rows: list) -> int:
     print(f'bybit_ws_notify {__version__} self-check')
     width = max(len(row.what) for row in rows)
     for row in rows:
