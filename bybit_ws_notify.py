@@ -6,13 +6,14 @@ symbol, becomes a Discord message within a second. Built to run for months under
 systemd: it reconnects, backfills what it missed over REST, keeps undelivered alerts in a state file,
 and never prints the API secret or the webhook token.
 
-Run:    pip install -r requirements.txt && python bybit_ws_notify.py
+Run:    python3 bybit_ws_notify.py [--check [--send-test]] [--help] [--version] (README: Quick start)
 Needs:  Python 3.9+, websocket-client, requests.
 Config: edit the Settings block below, or export the same names as environment variables.
 Docs:   README.md (every setting, what the alerts look like, systemd unit, troubleshooting).
 
 Sections: Settings, Helpers, BybitWS (streams, auth, heartbeat, reconnect, local state, REST),
-Discord (queue, sender thread, limits), Formatters (pure: event -> embed), Main (wiring, state file).
+Discord (queue, sender thread, limits), Formatters (pure: event -> embed), Main (wiring, state file,
+the command line and the --check self-check).
 """
 from __future__ import annotations
 
@@ -23,12 +24,15 @@ import hashlib
 import hmac
 import json
 import logging
+import logging.handlers
 import math
 import os
 import queue
 import random
 import re
 import signal
+import socket
+import ssl
 import sys
 import tempfile
 import threading
@@ -39,14 +43,21 @@ from collections.abc import Callable, Iterable
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any, NamedTuple
 
-import requests
-import websocket
+try:
+    import requests
+    import websocket
+    websocket.create_connection  # noqa: B018 (the PyPI package "websocket" is another library)
+except (ImportError, AttributeError) as exc:
+    _missing = 'requests' if getattr(exc, 'name', '') == 'requests' else 'websocket-client'
+    sys.exit(f'bybit_ws_notify: the Python package {_missing} is missing: run '
+             f'"python3 -m pip install -r requirements.txt" (in the venv of the README\'s quick start)')
 
 __version__ = '2.0.0'
 
 # Settings ##########################################################################################
 # A trader edits this block and nothing else. An environment variable of the same name overrides
-# each value. Booleans take true/false/1/0/yes/no.
+# each value; an empty one (NAME=) counts as not set. Booleans take true/false, yes/no, on/off, 1/0.
+# `python bybit_ws_notify.py --help` lists every setting with its current value.
 
 # Discord
 DISCORD_NOTIFY      = False      # True: post alerts to Discord. False: print them to the console
@@ -80,15 +91,9 @@ PING_INTERVAL_S       = 20       # Bybit asks for a ping every 20 s
 WATCHDOG_S            = 45       # reconnect when nothing (data or pong) arrived for this long
 EXEC_COALESCE_S       = 1.0      # fills of one order within this window become one alert
 DISCORD_BAN_COOLDOWN_S = 900     # first pause after Discord bans our IP; doubles each time
+DISCORD_RETRY_MAX_S   = 30       # longest wait between retries while Discord is unreachable
 LOG_LEVEL             = 'INFO'   # DEBUG, INFO, WARNING, ERROR
-
-_SETTING_NAMES = (
-    'DISCORD_NOTIFY', 'DISCORD_WEBHOOK_URL', 'BYBIT_API_KEY', 'BYBIT_API_SECRET', 'BYBIT_IS_TESTNET',
-    'BYBIT_DEMO', 'BYBIT_SYMBOL', 'BYBIT_CATEGORY', 'BYBIT_ORDER_NOTIFY', 'BYBIT_EXECUTION_NOTIFY',
-    'BYBIT_POSITION_NOTIFY', 'BYBIT_WALLET_NOTIFY', 'BYBIT_OHLCV_NOTIFY', 'BYBIT_PERIOD',
-    'BYBIT_WS_PUBLIC_URL', 'BYBIT_WS_PRIVATE_URL', 'BYBIT_REST_URL', 'STATE_FILE', 'DOWN_ALERT_S',
-    'PING_INTERVAL_S', 'WATCHDOG_S', 'EXEC_COALESCE_S', 'DISCORD_BAN_COOLDOWN_S', 'LOG_LEVEL',
-)
+LOG_FILE              = ''       # empty: log to stderr only. Else also here, rotated at 10 MB
 
 # Helpers ###########################################################################################
 
@@ -100,13 +105,14 @@ PERIOD_MS = {**{p: int(p) * 60_000 for p in PERIODS if p.isdigit()},
              'D': 86_400_000, 'W': 7 * 86_400_000}
 CATEGORIES = ('inverse', 'linear', 'spot')
 PRIVATE_TOPICS = ('order', 'execution', 'position', 'wallet', 'greeks')
-_TRUE, _FALSE = ('1', 'true', 'yes', 'on'), ('0', 'false', 'no', 'off', '')
+_TRUE, _FALSE = ('true', 'yes', 'on', '1'), ('false', 'no', 'off', '0')
 _WEBHOOK_PATH = re.compile(r'^/api/(?:v(\d+)/)?webhooks/(\d+)/([\w-]+)/?$')
 _DISCORD_HOSTS = ('discord.com', 'discordapp.com', 'ptb.discord.com', 'canary.discord.com')
 _LOOPBACK_HOSTS = ('127.0.0.1', 'localhost', '::1')
 _INVERSE_SYMBOL = re.compile(r'^([A-Z0-9]+)USD(?:[FGHJKMNQUVXZ]\d\d)?$')
 _DATED_SYMBOL = re.compile(r'^([A-Z0-9]+?)(USDT|USDC)?-\d{1,2}[A-Z]{3}\d{2}$')
 _SPOT_QUOTES = ('USDT', 'USDC', 'USDE', 'USD1', 'BTC', 'ETH', 'EUR', 'BRL', 'PLN', 'TRY', 'DAI', 'MNT')
+LOG_FILE_MAX_BYTES, LOG_FILE_BACKUPS = 10_000_000, 5
 
 
 class SettingError(ValueError):
@@ -114,7 +120,8 @@ class SettingError(ValueError):
 
 
 class Settings(NamedTuple):
-    """The validated settings, with derived category, endpoints and state file."""
+    """The validated settings, with derived category, endpoints and state file. The fields are
+    those of _SPEC, in its order (a test holds them together)."""
     discord_notify: bool
     webhook_url: str
     api_key: str
@@ -138,21 +145,13 @@ class Settings(NamedTuple):
     watchdog_s: float
     exec_coalesce_s: float
     ban_cooldown_s: float
+    retry_max_s: float
     log_level: str
+    log_file: str
 
     @property
     def has_keys(self) -> bool:
         return bool(self.api_key)
-
-
-def _raw_settings(env: dict) -> dict:
-    """The settings block, with environment variables of the same names laid over it."""
-    raw = {}
-    for name in _SETTING_NAMES:
-        default = globals()[name]
-        value = env.get(name)
-        raw[name] = default if value is None else value
-    return raw
 
 
 def _as_bool(name: str, value: Any) -> bool:
@@ -163,17 +162,149 @@ def _as_bool(name: str, value: Any) -> bool:
         return True
     if text in _FALSE:
         return False
-    raise SettingError(f'{name}={value!r}: accepts true/false/1/0/yes/no')
+    raise SettingError(f'{name}={value!r}: accepts {_BOOL_WORDS}')
+
+
+_BOOL_WORDS = ', '.join(f'{t}/{f}' for t, f in zip(_TRUE, _FALSE))
+
+
+def _as_text(name: str, value: Any) -> str:
+    return str(value).strip()
+
+
+def _number(low: float, high: float) -> Callable[[str, Any], float]:
+    def parse(name: str, value: Any) -> float:
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            number = math.nan
+        if not (low <= number <= high):
+            raise SettingError(f'{name}={value!r}: accepts a number from {low:g} to {high:g}')
+        return number
+    return parse
 
 
 def _as_number(name: str, value: Any, low: float, high: float) -> float:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        number = math.nan
-    if not (low <= number <= high):
-        raise SettingError(f'{name}={value!r}: accepts a number from {low:g} to {high:g}')
-    return number
+    return _number(low, high)(name, value)
+
+
+def _as_symbol(name: str, value: Any) -> str:
+    symbol = str(value).strip().upper()
+    if not re.fullmatch(r'[A-Z0-9-]{3,40}', symbol):
+        raise SettingError(f'{name}={value!r}: accepts a Bybit symbol such as BTCUSD, BTCUSDT or '
+                           'ETHPERP')
+    return symbol
+
+
+def _as_category(name: str, value: Any) -> str:
+    category = str(value).strip().lower()
+    if category and category not in CATEGORIES:
+        raise SettingError(f'{name}={category!r}: accepts inverse, linear, spot or empty')
+    return category
+
+
+def _as_period(name: str, value: Any) -> str:
+    text = str(value).strip()
+    period = text.upper() if text.isalpha() else text
+    if period not in PERIODS:
+        raise SettingError(f'{name}={value!r}: accepts {" ".join(PERIODS)}')
+    return period
+
+
+def _as_level(name: str, value: Any) -> str:
+    level = str(value).strip().upper()
+    if level not in ('DEBUG', 'INFO', 'WARNING', 'ERROR'):
+        raise SettingError(f'{name}={value!r}: accepts DEBUG, INFO, WARNING, ERROR')
+    return level
+
+
+class _Setting(NamedTuple):
+    """One setting: its name (the constant above and the environment variable), the Settings
+    field it fills, how its text is read and checked, what --help and the README say of it,
+    and whether its value is a secret that --help masks."""
+    name: str
+    field: str
+    parse: Callable[[str, Any], Any]
+    help: str
+    secret: bool = False
+
+
+# Each setting once: this table drives reading the environment, checking, --help and the README's
+# settings table (tests/readme.py). Defaults are the constants above; checks that involve several
+# settings are in load_settings.
+_SPEC = (
+    _Setting('DISCORD_NOTIFY', 'discord_notify', _as_bool,
+             '`true`: post alerts to Discord. `false`: print them to the console.'),
+    _Setting('DISCORD_WEBHOOK_URL', 'webhook_url', _as_text,
+             'The webhook URL (see [Create the Discord webhook](#create-the-discord-webhook)). '
+             'Required when `DISCORD_NOTIFY` is true. Keep it secret: anyone holding it can post '
+             'to your channel.', secret=True),
+    _Setting('BYBIT_API_KEY', 'api_key', _as_text,
+             'A **read-only** API key. Empty: public-only mode (candle alerts).', secret=True),
+    _Setting('BYBIT_API_SECRET', 'api_secret', _as_text,
+             'Its secret. Set both or neither.', secret=True),
+    _Setting('BYBIT_IS_TESTNET', 'is_testnet', _as_bool,
+             'Use testnet (`stream-testnet.bybit.com`, `api-testnet.bybit.com`) with a testnet '
+             'key.'),
+    _Setting('BYBIT_DEMO', 'demo', _as_bool,
+             'Use demo trading on mainnet: private stream `stream-demo.bybit.com`, REST '
+             '`api-demo.bybit.com`, public data from mainnet, with a demo key. Not with '
+             '`BYBIT_IS_TESTNET`.'),
+    _Setting('BYBIT_SYMBOL', 'symbol', _as_symbol,
+             'The symbol to watch, e.g. `BTCUSD`, `BTCUSDT`, `ETHPERP`.'),
+    _Setting('BYBIT_CATEGORY', 'category', _as_category,
+             '`inverse`, `linear` or `spot`. Empty: derived from the symbol (`…USD` inverse; '
+             '`…USDT`, `…USDC`, `…PERP` linear). Spot must be set explicitly.'),
+    _Setting('BYBIT_ORDER_NOTIFY', 'order_notify', _as_bool, 'Alert on order status changes.'),
+    _Setting('BYBIT_EXECUTION_NOTIFY', 'execution_notify', _as_bool,
+             'Alert on fills (grouped per order).'),
+    _Setting('BYBIT_POSITION_NOTIFY', 'position_notify', _as_bool,
+             'Alert on position changes (not for spot).'),
+    _Setting('BYBIT_WALLET_NOTIFY', 'wallet_notify', _as_bool,
+             "Alert when the settle coin's wallet balance changes."),
+    _Setting('BYBIT_OHLCV_NOTIFY', 'ohlcv_notify', _as_bool, 'Alert on each closed candle.'),
+    _Setting('BYBIT_PERIOD', 'period', _as_period,
+             'Candle period: `1 3 5 15 30 60 120 240 360 720` (minutes), `D`, `W`, `M`.'),
+    _Setting('BYBIT_WS_PUBLIC_URL', 'public_url', _as_text,
+             'Override the public stream URL (regional hosts such as '
+             '`wss://stream.bybit.tr/v5/public/linear`). Empty: derived.'),
+    _Setting('BYBIT_WS_PRIVATE_URL', 'private_url', _as_text,
+             'Override the private stream URL. Empty: derived.'),
+    _Setting('BYBIT_REST_URL', 'rest_url', _as_text,
+             'Override the REST base URL (e.g. `https://api.bybit.nl`). Empty: derived.'),
+    _Setting('STATE_FILE', 'state_file', _as_text,
+             'Where the bot keeps its memory. Empty: `bybit_ws_notify.state.json` beside the '
+             'script.'),
+    _Setting('DOWN_ALERT_S', 'down_alert_s', _number(1, 86400),
+             'One alert when a stream has been down this many seconds.'),
+    _Setting('PING_INTERVAL_S', 'ping_interval_s', _number(0.2, 60),
+             'Seconds between `{"op":"ping"}` messages (Bybit recommends 20).'),
+    _Setting('WATCHDOG_S', 'watchdog_s', _number(0.5, 600),
+             'Reconnect when nothing (data or pong) has arrived for this long.'),
+    _Setting('EXEC_COALESCE_S', 'exec_coalesce_s', _number(0, 10),
+             'Fills of one order arriving within this window become one alert.'),
+    _Setting('DISCORD_BAN_COOLDOWN_S', 'ban_cooldown_s', _number(1, 86400),
+             'First pause when Discord bans the IP (a 429 with no rate-limit headers); doubles '
+             'with each further ban, up to 6 h, and starts over after an hour without one.'),
+    _Setting('DISCORD_RETRY_MAX_S', 'retry_max_s', _number(0.5, 600),
+             'Longest wait between retries while Discord is unreachable (5xx, timeouts); the '
+             'wait doubles from 1 s up to this.'),
+    _Setting('LOG_LEVEL', 'log_level', _as_level, '`DEBUG`, `INFO`, `WARNING` or `ERROR`.'),
+    _Setting('LOG_FILE', 'log_file', _as_text,
+             'Empty: logs go to stderr only. A path: also to this file, rotated at 10 MB with 5 '
+             'old files kept (`LOG_FILE.1` … `.5`).'),
+)
+_SETTING_NAMES = tuple(row.name for row in _SPEC)
+
+
+def _raw_settings(env: Any) -> dict:
+    """The settings block, with non-empty environment variables of the same names laid over it:
+    `NAME=` (as systemd EnvironmentFile lines are written) means "not set"."""
+    raw = {}
+    for name in _SETTING_NAMES:
+        value = env.get(name)
+        raw[name] = globals()[name] if value is None or not value.strip() else value
+    return raw
 
 
 def _check_url(name: str, url: str, schemes: tuple) -> str:
@@ -188,16 +319,44 @@ def _check_url(name: str, url: str, schemes: tuple) -> str:
     return url
 
 
+def mask_url(text: str) -> str:
+    """A URL fit to show: webhook tokens, and any word of 12+ characters with a letter in it (a
+    token pasted in the wrong place), become ***; numeric ids stay, for diagnosis."""
+    return re.sub(r'(?<![\w-])(?=[\w-]*[A-Za-z])[\w-]{12,}', '***', redact_webhook(text))
+
+
+def _webhook_problem(url: str) -> str:
+    """What is wrong with a string that should be a Discord webhook URL, in words."""
+    text = url.strip()
+    if text[:1] in '\'"' or text[-1:] in '\'"':
+        return 'it is wrapped in quotes: remove them (an environment file keeps them as part of the value)'
+    if re.search(r'\s', text):
+        return 'it contains a space or line break: paste it again as one line'
+    parts = urllib.parse.urlsplit(text)
+    if not parts.scheme:
+        return 'it has no scheme: it must start with https://'
+    if '/channels/' in parts.path:
+        return ('this is a link to a channel, not a webhook URL: Server Settings → Integrations → '
+                'Webhooks → Copy Webhook URL')
+    if parts.hostname not in _DISCORD_HOSTS + _LOOPBACK_HOSTS:
+        return f'{parts.hostname or "no host"} is not a Discord host (discord.com)'
+    if parts.scheme != 'https' and parts.hostname in _DISCORD_HOSTS:
+        return 'it must start with https://'
+    if not _WEBHOOK_PATH.match(parts.path):
+        return 'the path is not /api/webhooks/<id>/<token> (a copy cut short?)'
+    return 'not a webhook URL'
+
+
 def parse_webhook_url(url: str) -> tuple:
-    """(id, token) of a Discord webhook URL, or SettingError. The token never reaches a message."""
+    """(id, token) of a Discord webhook URL, or SettingError saying what is wrong. The token never
+    reaches a message."""
     parts = urllib.parse.urlsplit(url.strip())
     match = _WEBHOOK_PATH.match(parts.path)
     loopback = parts.scheme in ('http', 'https') and parts.hostname in _LOOPBACK_HOSTS
     discord = parts.scheme == 'https' and parts.hostname in _DISCORD_HOSTS
-    if not match or not (loopback or discord):
-        shown = redact_webhook(url) if match else '(not shown)'
-        raise SettingError(f'DISCORD_WEBHOOK_URL={shown}: accepts a Discord webhook URL, '
-                           'https://discord.com/api/webhooks/<id>/<token>')
+    if not match or not (loopback or discord) or url.strip() != url.strip().strip('\'"'):
+        raise SettingError(f'DISCORD_WEBHOOK_URL={mask_url(url.strip())}: {_webhook_problem(url)}; '
+                           'accepts a Discord webhook URL, https://discord.com/api/webhooks/<id>/<token>')
     return match.group(2), match.group(3)
 
 
@@ -263,93 +422,78 @@ def default_urls(category: str, is_testnet: bool, demo: bool) -> tuple:
             f'https://{rest}')
 
 
-def load_settings(env: dict | None = None) -> Settings:
+def load_settings(env: Any = None) -> Settings:
     """Read, check and complete the settings. Raises SettingError naming the bad one."""
     raw = _raw_settings(os.environ if env is None else env)
-    flags = {name: _as_bool(name, raw[name]) for name in (
-        'DISCORD_NOTIFY', 'BYBIT_IS_TESTNET', 'BYBIT_DEMO', 'BYBIT_ORDER_NOTIFY',
-        'BYBIT_EXECUTION_NOTIFY', 'BYBIT_POSITION_NOTIFY', 'BYBIT_WALLET_NOTIFY',
-        'BYBIT_OHLCV_NOTIFY')}
-    text = {name: str(raw[name]).strip() for name in _SETTING_NAMES}
+    v = {row.field: row.parse(row.name, raw[row.name]) for row in _SPEC}
 
-    symbol = text['BYBIT_SYMBOL'].upper()
-    if not re.fullmatch(r'[A-Z0-9-]{3,40}', symbol):
-        raise SettingError(f'BYBIT_SYMBOL={raw["BYBIT_SYMBOL"]!r}: accepts a Bybit symbol such as '
-                           'BTCUSD, BTCUSDT or ETHPERP')
-    category = text['BYBIT_CATEGORY'].lower()
+    symbol, category = v['symbol'], v['category']
     implied = derive_category(symbol)
-    if category and category not in CATEGORIES:
-        raise SettingError(f'BYBIT_CATEGORY={category!r}: accepts inverse, linear, spot or empty')
     if not category:
         if implied is None:
             raise SettingError(f'BYBIT_CATEGORY is empty and BYBIT_SYMBOL={symbol!r} does not imply '
                                'one: set BYBIT_CATEGORY to inverse, linear or spot')
-        category = implied
+        category = v['category'] = implied
     elif (category == 'spot' and implied == 'inverse') or (
             category != 'spot' and implied != category):
         raise SettingError(f'BYBIT_SYMBOL={symbol!r} does not fit BYBIT_CATEGORY={category!r}: '
                            'inverse symbols end in USD, linear ones in USDT, USDC or PERP')
 
-    period = text['BYBIT_PERIOD'].upper() if text['BYBIT_PERIOD'].isalpha() else text['BYBIT_PERIOD']
-    if period not in PERIODS:
-        raise SettingError(f'BYBIT_PERIOD={raw["BYBIT_PERIOD"]!r}: accepts {" ".join(PERIODS)}')
-
-    key, secret = text['BYBIT_API_KEY'], text['BYBIT_API_SECRET']
+    key, secret = v['api_key'], v['api_secret']
     if bool(key) != bool(secret):
         missing = 'BYBIT_API_SECRET' if key else 'BYBIT_API_KEY'
         raise SettingError(f'{missing} is empty: set both BYBIT_API_KEY and BYBIT_API_SECRET, '
                            'or neither for public-only alerts')
-    if flags['BYBIT_DEMO'] and flags['BYBIT_IS_TESTNET']:
+    if v['demo'] and v['is_testnet']:
         raise SettingError('BYBIT_DEMO and BYBIT_IS_TESTNET are both true: demo trading runs on '
                            'mainnet (docs/faq.mdx), set one of them')
 
-    webhook = text['DISCORD_WEBHOOK_URL']
-    if flags['DISCORD_NOTIFY'] and not webhook:
+    if v['discord_notify'] and not v['webhook_url']:
         raise SettingError('DISCORD_NOTIFY is true but DISCORD_WEBHOOK_URL is empty: set the '
                            'webhook URL, or DISCORD_NOTIFY=false to print alerts to the console')
-    if webhook:
-        parse_webhook_url(webhook)
+    if v['webhook_url']:
+        parse_webhook_url(v['webhook_url'])
 
-    public, private, rest = default_urls(category, flags['BYBIT_IS_TESTNET'], flags['BYBIT_DEMO'])
-    public = _check_url('BYBIT_WS_PUBLIC_URL', text['BYBIT_WS_PUBLIC_URL'] or public, ('wss', 'ws'))
-    private = _check_url('BYBIT_WS_PRIVATE_URL', text['BYBIT_WS_PRIVATE_URL'] or private,
-                         ('wss', 'ws'))
-    rest = _check_url('BYBIT_REST_URL', text['BYBIT_REST_URL'] or rest, ('https', 'http'))
+    public, private, rest = default_urls(category, v['is_testnet'], v['demo'])
+    v['public_url'] = _check_url('BYBIT_WS_PUBLIC_URL', v['public_url'] or public, ('wss', 'ws'))
+    v['private_url'] = _check_url('BYBIT_WS_PRIVATE_URL', v['private_url'] or private,
+                                  ('wss', 'ws'))
+    v['rest_url'] = _check_url('BYBIT_REST_URL', v['rest_url'] or rest, ('https', 'http')).rstrip('/')
 
-    state_file = text['STATE_FILE'] or os.path.join(
+    v['state_file'] = v['state_file'] or os.path.join(
         os.path.dirname(os.path.abspath(__file__)), 'bybit_ws_notify.state.json')
-    state_dir = os.path.dirname(os.path.abspath(state_file))
-    if not os.path.isdir(state_dir):
-        raise SettingError(f'STATE_FILE={state_file!r}: its folder does not exist')
+    for name, path in (('STATE_FILE', v['state_file']), ('LOG_FILE', v['log_file'])):
+        if path and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
+            raise SettingError(f'{name}={path!r}: its folder does not exist')
 
-    ping = _as_number('PING_INTERVAL_S', raw['PING_INTERVAL_S'], 0.2, 60)
-    watchdog = _as_number('WATCHDOG_S', raw['WATCHDOG_S'], 0.5, 600)
-    if watchdog <= ping:
-        raise SettingError(f'WATCHDOG_S={watchdog:g}: accepts a number larger than '
-                           f'PING_INTERVAL_S={ping:g}')
-    account_alerts = any(flags[f'BYBIT_{name}_NOTIFY']
-                         for name in ('ORDER', 'EXECUTION', 'POSITION', 'WALLET'))
-    if not flags['BYBIT_OHLCV_NOTIFY'] and not (key and account_alerts):
+    if v['watchdog_s'] <= v['ping_interval_s']:
+        raise SettingError(f'WATCHDOG_S={v["watchdog_s"]:g}: accepts a number larger than '
+                           f'PING_INTERVAL_S={v["ping_interval_s"]:g}')
+    if not v['ohlcv_notify'] and not (key and any(v[f'{name}_notify'] for name in ACCOUNT_ALERTS)):
         raise SettingError('nothing to watch: BYBIT_OHLCV_NOTIFY is false and there are no '
                            'account alerts (they need BYBIT_API_KEY and a BYBIT_*_NOTIFY=true)')
-    level = text['LOG_LEVEL'].upper()
-    if level not in ('DEBUG', 'INFO', 'WARNING', 'ERROR'):
-        raise SettingError(f'LOG_LEVEL={raw["LOG_LEVEL"]!r}: accepts DEBUG, INFO, WARNING, ERROR')
+    v['position_notify'] = v['position_notify'] and category != 'spot'
+    return Settings(**v)
 
-    return Settings(
-        discord_notify=flags['DISCORD_NOTIFY'], webhook_url=webhook, api_key=key, api_secret=secret,
-        is_testnet=flags['BYBIT_IS_TESTNET'], demo=flags['BYBIT_DEMO'], symbol=symbol,
-        category=category, order_notify=flags['BYBIT_ORDER_NOTIFY'],
-        execution_notify=flags['BYBIT_EXECUTION_NOTIFY'],
-        position_notify=flags['BYBIT_POSITION_NOTIFY'] and category != 'spot',
-        wallet_notify=flags['BYBIT_WALLET_NOTIFY'], ohlcv_notify=flags['BYBIT_OHLCV_NOTIFY'],
-        period=period, public_url=public, private_url=private, rest_url=rest.rstrip('/'),
-        state_file=state_file,
-        down_alert_s=_as_number('DOWN_ALERT_S', raw['DOWN_ALERT_S'], 1, 86400),
-        ping_interval_s=ping, watchdog_s=watchdog,
-        exec_coalesce_s=_as_number('EXEC_COALESCE_S', raw['EXEC_COALESCE_S'], 0, 10),
-        ban_cooldown_s=_as_number('DISCORD_BAN_COOLDOWN_S', raw['DISCORD_BAN_COOLDOWN_S'], 1, 86400),
-        log_level=level)
+
+ACCOUNT_ALERTS = ('order', 'execution', 'position', 'wallet')
+
+
+def setting_warnings(cfg: Settings) -> list:
+    """Settings that are valid but probably not what the user meant: one line each."""
+    warnings = []
+    if cfg.webhook_url and not cfg.discord_notify:
+        warnings.append('DISCORD_WEBHOOK_URL is set but DISCORD_NOTIFY is false: alerts go to the '
+                        'console, not to Discord (set DISCORD_NOTIFY=true to post them)')
+    return warnings
+
+
+def shown_value(row: _Setting, value: Any) -> str:
+    """A setting's value as --help shows it: secrets masked, the rest as typed."""
+    text = str(value)
+    if row.secret and text:
+        return mask_url(text) if row.name == 'DISCORD_WEBHOOK_URL' else f'{text[:4]}*** (set)'
+    return repr(text) if text == '' else text
 
 
 _secrets: list = []
@@ -377,11 +521,17 @@ class _RedactingFormatter(logging.Formatter):
         return redact(super().format(record))
 
 
-def setup_logging(level: str = 'INFO') -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_RedactingFormatter('%(asctime)s %(levelname)s %(message)s'))
+def setup_logging(level: str = 'INFO', log_file: str = '') -> None:
+    """Logs to stderr and, with LOG_FILE, also to a rotating file that outlives the terminal."""
+    formatter = _RedactingFormatter('%(asctime)s %(levelname)s %(message)s')
+    handlers: list = [logging.StreamHandler(sys.stderr)]
+    if log_file:
+        handlers.append(logging.handlers.RotatingFileHandler(
+            log_file, maxBytes=LOG_FILE_MAX_BYTES, backupCount=LOG_FILE_BACKUPS, encoding='utf-8'))
+    for handler in handlers:
+        handler.setFormatter(formatter)
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    root.handlers[:] = handlers
     root.setLevel(level)
     for noisy in ('urllib3', 'websocket', 'requests'):  # urllib3 DEBUG prints the webhook path
         logging.getLogger(noisy).setLevel(logging.WARNING)
@@ -1753,17 +1903,29 @@ def embed_text(embed: dict) -> str:
     return '\n'.join(lines)
 
 
+def event_time(embed: dict) -> dt.datetime:
+    """The local time of the event an alert tells of (its embed timestamp), else now."""
+    try:
+        return dt.datetime.fromisoformat(str(embed['timestamp']).replace('Z', '+00:00')).astimezone()
+    except (KeyError, ValueError):
+        return dt.datetime.now().astimezone()
+
+
 class ConsoleSender:
-    """Prints alerts to stdout: DISCORD_NOTIFY off, for trying the bot with no webhook."""
+    """Prints alerts to stdout: DISCORD_NOTIFY off, for trying the bot with no webhook. Each alert
+    carries the time of its event (a recovered fill is not "now"); the day is added when it was
+    not today."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
 
-    def send(self, embed: dict) -> None:
+    def send(self, embed: dict, note: str = '') -> None:
+        moment = event_time(embed)
+        stamp = f'{moment:%H:%M:%S}' if moment.date() == dt.date.today() else f'{moment:%Y-%m-%d %H:%M:%S}'
         with self._lock:
             for part in fit_embed(embed):
                 text = re.sub(r'\\([\\*_`~|>#\[\]()-])', r'\1', embed_text(part))
-                print(f'{dt.datetime.now():%H:%M:%S} {text}', flush=True)
+                print(f'{stamp} {f"[{note}] " if note else ""}{text}', flush=True)
 
     def start(self) -> None:
         pass
@@ -1798,7 +1960,8 @@ class DiscordSender:
     invalid_budget = 100          # 401/403/429 per 10 min; Discord bans at 10,000
 
     def __init__(self, url: str, *, on_change: Callable[[], None] | None = None,
-                 ban_cooldown_s: float = 900.0, backlog: Iterable = ()):
+                 ban_cooldown_s: float = 900.0, retry_max_s: float = 30.0,
+                 backlog: Iterable = ()):
         webhook_id, token = parse_webhook_url(url)
         register_secret(token)
         parts = urllib.parse.urlsplit(url.strip())
@@ -1812,6 +1975,8 @@ class DiscordSender:
         self.shown_url = f'/webhooks/{webhook_id}/***'
         self.on_change = on_change or (lambda: None)
         self.ban_cooldown_s = ban_cooldown_s
+        self.retry_max_s = retry_max_s
+        self.abandoned = False  # a second Ctrl-C: stop() waits no longer
         self._cv = threading.Condition()
         self._seq = self._persisted_seq = 0
         self._queue: collections.deque = collections.deque(self._restore(backlog))
@@ -1887,7 +2052,13 @@ class DiscordSender:
         """Deliver what is queued for up to timeout_s, then stop; True if nothing is left."""
         deadline = time.monotonic() + timeout_s
         with self._cv:
-            while self._queue and not self._disabled and time.monotonic() < deadline:
+            if self._queue and not self._disabled:
+                log.info('delivering %d queued alert(s) to Discord%s: waiting up to %.0f s '
+                         '(Ctrl-C again to stop now; what is left stays in the state file)',
+                         len(self._queue), ' (unreachable, retrying)' if self._troubled else '',
+                         timeout_s)
+            while self._queue and not self._disabled and not self.abandoned and \
+                    time.monotonic() < deadline:
                 if self._thread is None or not self._thread.is_alive():
                     break
                 self._cv.wait(min(0.1, max(deadline - time.monotonic(), 0.01)))
@@ -2067,7 +2238,7 @@ class DiscordSender:
     def _retry_later(self, cause: str) -> str:
         self._failures += 1
         self._troubled = True
-        wait_s = min(30.0, 2 ** min(self._failures - 1, 5)) * random.uniform(0.8, 1.2)
+        wait_s = min(self.retry_max_s, 2 ** min(self._failures - 1, 10)) * random.uniform(0.8, 1.2)
         log_throttled(logging.WARNING, 'discord-down', 'Discord unreachable (%s): retrying in '
                       '%.1f s, %d alert(s) queued', cause, wait_s, len(self._queue))
         self._hold(wait_s)
@@ -3090,8 +3261,12 @@ def explain_key_error(exc: BybitError) -> str:
 
 def check_key(rest: BybitRest) -> dict:
     """Read the key's permissions and expiry (GET /v5/user/query-api); warn when it can trade or
-    withdraw. Returns {'summary', 'days_left', 'expires'}."""
-    info = rest.get('/v5/user/query-api')
+    withdraw. Returns {'summary', 'days_left', 'expires', 'warnings'}."""
+    return check_key_info(rest.get('/v5/user/query-api'))
+
+
+def check_key_info(info: dict) -> dict:
+    """check_key's verdict on one query-api answer."""
     perms = info.get('permissions') or {}
     granted = {scope: v for scope, v in perms.items() if isinstance(v, list) and v}
     warnings = []
@@ -3114,7 +3289,7 @@ def check_key(rest: BybitRest) -> dict:
         log.info('API key %s', summary)
     elif info.get('ips'):
         summary += ', IP-bound (no expiry)'
-    return {'summary': summary, 'days_left': days_left, 'expires': expires}
+    return {'summary': summary, 'days_left': days_left, 'expires': expires, 'warnings': warnings}
 
 
 def describe_watch(cfg: Settings, env: str, backlog: int) -> dict:
@@ -3183,23 +3358,435 @@ def describe_balance(accounts: list, coin: str) -> str:
     return f'no {coin} balance'
 
 
-def main() -> int:
+USAGE = """usage: python3 bybit_ws_notify.py [--check [--send-test]] [--help] [--version]
+
+Bybit V5 account and market alerts, delivered to a Discord channel (README.md).
+With no option it runs until Ctrl-C or SIGTERM.
+
+options:
+  --check      check the settings, the Bybit hosts, the clock, the key, the account and the
+               Discord webhook; print a table with the fix for each failure; exit 0 if all pass
+  --send-test  with --check: also post one sample of each alert kind, marked as a test
+  --help       this text, with every setting and its current value
+  --version    print the version"""
+
+
+def help_text(env: Any) -> str:
+    """USAGE and every setting with its current value (from the environment or the settings
+    block), secrets masked."""
+    raw = _raw_settings(env)
+    width = max(len(name) for name in _SETTING_NAMES)
+    lines = [USAGE, '', ('settings (edit the block at the top of the script, or set environment '
+                         'variables; NAME= counts as not set):')]
+    for row in _SPEC:
+        source = 'env' if str(env.get(row.name) or '').strip() else 'default'
+        lines.append(f'  {row.name:<{width}}  {shown_value(row, raw[row.name])}  ({source})')
+        words = re.sub(r'[`*]|\[([^]]*)\]\([^)]*\)', lambda m: m.group(1) or '', row.help).split()
+        line = ' ' * (width + 4)
+        for word in words:
+            if len(line) + len(word) > 99:
+                lines.append(line.rstrip())
+                line = ' ' * (width + 4)
+            line += word + ' '
+        lines.append(line.rstrip())
+    lines.append(f'Booleans take {_BOOL_WORDS}.')
+    return '\n'.join(lines)
+
+
+def parse_args(argv: list) -> tuple:
+    """(mode, error): mode is run, check, send-test, help or version."""
+    flags = set(argv)
+    unknown = sorted(flags - {'--check', '--send-test', '--help', '-h', '--version', '-V'})
+    if unknown:
+        return None, f'unknown option {unknown[0]}'
+    if flags & {'--help', '-h'}:
+        return 'help', None
+    if flags & {'--version', '-V'}:
+        return 'version', None
+    if '--send-test' in flags and '--check' not in flags:
+        return None, '--send-test goes with --check: python3 bybit_ws_notify.py --check --send-test'
+    return ('send-test' if '--send-test' in flags else 'check' if flags else 'run'), None
+
+
+# -- the self-check (--check) ---------------------------------------------------------------------
+# What a trader runs once on a new server before going live: each row names the host or account
+# fact it checked and, when it failed, the one thing to do about it.
+
+# Bybit accepts a signed request when server_time - recv_window <= timestamp < server_time + 1000
+# (docs/v5/guide.mdx, "Parameters for Authenticated Endpoints"): a clock 1 s fast is refused.
+CHECK_CLOCK_MAX_MS = 1000
+
+
+class CheckRow(NamedTuple):
+    mark: str          # ✓ passed, ✗ failed, ! works but look at it, - skipped
+    what: str
+    result: str
+    fix: str = ''
+
+
+def probe_host(url: str) -> tuple:
+    """(None, 'DNS, TCP, TLS ok') or (step, reason): resolve, connect and, for wss/https, complete
+    a verified TLS handshake with the host of url, so a failure names the step that failed."""
+    parts = urllib.parse.urlsplit(url)
+    secure = parts.scheme in ('wss', 'https')
+    host, port = parts.hostname or '', parts.port or (443 if secure else 80)
+    try:
+        addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        return 'DNS', f'cannot resolve {host} ({exc.strerror or exc})'
+    try:
+        sock = socket.create_connection((host, port), timeout=5)
+    except OSError as exc:
+        shown = addresses[0][4][0] if addresses else host
+        return 'TCP', f'cannot connect to {shown} port {port} ({exc.strerror or exc})'
+    try:
+        if not secure:
+            return None, 'DNS, TCP ok (plain, loopback)'
+        context = ssl.create_default_context()
+        try:
+            with context.wrap_socket(sock, server_hostname=host) as tls:
+                version = tls.version()
+        except (ssl.SSLError, OSError) as exc:
+            reason = getattr(exc, 'verify_message', '') or getattr(exc, 'reason', '') or str(exc)
+            return 'TLS', f'TLS handshake with {host} failed ({reason})'
+        return None, f'DNS, TCP, {version} ok'
+    finally:
+        sock.close()
+
+
+def _host_fix(step: str, setting: str) -> str:
+    return {
+        'DNS': f'check the host name in {setting} (or leave it empty), and this server\'s DNS '
+               '(/etc/resolv.conf)',
+        'TCP': 'a firewall or the provider blocks the connection (outbound port 443), or the host '
+               'is down; Bybit also blocks some regions',
+        'TLS': 'something between you and the host intercepts TLS (a proxy or captive portal), '
+               'or the system clock is far off; update ca-certificates',
+        'HTTP': f'the host answers but not as Bybit does: check the path in {setting}',
+    }[step]
+
+
+def _check_stream(rows: list, what: str, setting: str, url: str, first: dict) -> Any:
+    """Connect to a Bybit websocket, send `first` (ping or auth) and return its answer."""
+    host = urllib.parse.urlsplit(url).hostname
+    step, detail = probe_host(url)
+    if step:
+        rows.append(CheckRow('✗', what, f'{host}: {step} failed: {detail}', _host_fix(step, setting)))
+        return None
+    try:
+        ws = websocket.create_connection(url, timeout=5)
+    except websocket.WebSocketBadStatusException as exc:
+        rows.append(CheckRow('✗', what, f'{host}: HTTP failed: the websocket upgrade was answered '
+                             f'{exc.status_code}', _host_fix('HTTP', setting)))
+        return None
+    except (websocket.WebSocketException, OSError) as exc:
+        rows.append(CheckRow('✗', what, f'{host}: HTTP failed: {trim(redact(str(exc)), 120)}',
+                             _host_fix('HTTP', setting)))
+        return None
+    try:
+        ws.send(json.dumps(first))
+        answer = json.loads(ws.recv())
+    except (websocket.WebSocketException, OSError, ValueError) as exc:
+        rows.append(CheckRow('✗', what, f'{host}: no answer to {first["op"]} ({type(exc).__name__})',
+                             _host_fix('HTTP', setting)))
+        return None
+    finally:
+        ws.close()
+    rows.append(CheckRow('✓', what, f'{host}: {detail}, websocket {first["op"]} answered'))
+    return answer
+
+
+def _ws_auth(cfg: Settings, offset_ms: int) -> dict:
+    # The signature of docs/v5/ws/connect.mdx "Authentication", as BybitWS._on_open sends it.
+    expires = now_ms() + offset_ms + 10_000
+    signature = hmac.new(cfg.api_secret.encode(), f'GET/realtime{expires}'.encode(),
+                         hashlib.sha256).hexdigest()
+    return {'req_id': 'check', 'op': 'auth', 'args': [cfg.api_key, expires, signature]}
+
+
+def _check_discord(rows: list, cfg: Settings) -> bool:
+    if not cfg.webhook_url:
+        rows.append(CheckRow('-', 'Discord webhook', 'none: alerts print to the console'))
+        return False
+    _, token = parse_webhook_url(cfg.webhook_url)
+    register_secret(token)
+    host = urllib.parse.urlsplit(cfg.webhook_url.strip()).hostname
+    step, detail = probe_host(cfg.webhook_url.strip())
+    if step:
+        rows.append(CheckRow('✗', 'Discord webhook', f'{host}: {step} failed: {detail}',
+                             _host_fix(step, 'DISCORD_WEBHOOK_URL')))
+        return False
+    # GET on a webhook returns its name and channel and posts nothing (discord.md "Related
+    # endpoints"); it needs no other authorisation than the token in the URL.
+    try:
+        resp = requests.get(cfg.webhook_url.strip(), timeout=(5, 10))
+    except requests.RequestException as exc:
+        rows.append(CheckRow('✗', 'Discord webhook', f'{host}: HTTP failed: '
+                             f'{type(exc).__name__}', 'try again; check the server\'s network'))
+        return False
+    if resp.status_code in (401, 404):
+        gone = resp.status_code == 404
+        rows.append(CheckRow(
+            '✗', 'Discord webhook',
+            f'Discord answered {resp.status_code}: ' + ('the webhook does not exist (deleted?)'
+                                                       if gone else 'the token is wrong'),
+            'create a webhook (README: Create the Discord webhook) and copy its URL into '
+            'DISCORD_WEBHOOK_URL' if gone else 'copy the webhook URL again, whole'))
+        return False
+    if resp.status_code != 200:
+        rows.append(CheckRow('✗', 'Discord webhook', f'Discord answered HTTP {resp.status_code}',
+                             'try again later'))
+        return False
+    try:
+        hook = resp.json()
+    except ValueError:
+        hook = {}
+    where = f"channel {hook.get('channel_id')}" + (f", server {hook['guild_id']}"
+                                                     if hook.get('guild_id') else '')
+    mark, note = ('✓', '') if cfg.discord_notify else ('!', ' (but DISCORD_NOTIFY is false)')
+    rows.append(CheckRow(mark, 'Discord webhook', f"\"{escape_plain(hook.get('name'))}\" posts "
+                         f'to {where}{note}',
+                         '' if cfg.discord_notify else 'set DISCORD_NOTIFY=true to post alerts'))
+    return True
+
+
+def escape_plain(value: Any) -> str:
+    return ''.join(ch for ch in str(value or '') if ch.isprintable())
+
+
+def _check_account(rows: list, cfg: Settings, rest: BybitRest, offset_ms: int) -> None:
+    try:
+        info = rest.get('/v5/user/query-api')
+    except BybitError as exc:
+        if exc.key_rejected:
+            rows.append(CheckRow('✗', 'API key', f'Bybit rejected it ({exc.code} {exc.message})',
+                                 explain_key_error(exc).split(': ', 1)[-1]))
+        else:
+            rows.append(CheckRow('✗', 'API key', f'could not read it: {exc}', 'try again'))
+        return
+    key = check_key_info(info)
+    mark = '!' if key['warnings'] or (key['days_left'] is not None and key['days_left'] <= 7) else '✓'
+    rows.append(CheckRow(mark, 'API key', key['summary'],
+                         'create a Read-Only key (README: A read-only Bybit API key)'
+                         if key['warnings'] else 'create a new key before it expires'
+                         if mark == '!' else ''))
+    # query-api's `uta` is 1 for a unified trading account (docs/v5/user/apikey-info.mdx); the
+    # classic account is "now unavailable" (docs/v5/acct-mode.mdx).
+    if info.get('uta') == 1:
+        rows.append(CheckRow('✓', 'Account type', 'Unified Trading Account'))
+    else:
+        rows.append(CheckRow('✗', 'Account type', 'classic account (not Unified)',
+                             'upgrade to the Unified Trading Account on bybit.com; on a classic '
+                             'account only orders and fills can be alerted (set '
+                             'BYBIT_WALLET_NOTIFY=false)'))
+    answer = _check_stream(rows, 'Private stream', 'BYBIT_WS_PRIVATE_URL', cfg.private_url,
+                           _ws_auth(cfg, offset_ms))
+    if answer is not None and answer.get('success'):
+        rows[-1] = rows[-1]._replace(result=rows[-1].result.replace('websocket auth answered',
+                                                                    'key accepted'))
+    elif answer is not None:
+        rows[-1] = CheckRow('✗', 'Private stream', f"key refused on the websocket "
+                            f"({trim(answer.get('ret_msg'), 80)})",
+                            'check BYBIT_API_KEY/BYBIT_API_SECRET and the environment '
+                            '(BYBIT_IS_TESTNET, BYBIT_DEMO)')
+    try:
+        if cfg.category != 'spot':
+            positions = rest.get('/v5/position/list', {'category': cfg.category,
+                                                       'symbol': cfg.symbol}).get('list') or []
+            rows.append(CheckRow('✓', 'Position', describe_position(positions, cfg.category)))
+        coin = settle_coin(cfg.category, cfg.symbol)
+        accounts = rest.get('/v5/account/wallet-balance', {'accountType': 'UNIFIED',
+                                                            'coin': coin}).get('list') or []
+        rows.append(CheckRow('✓', 'Balance', describe_balance(accounts, coin)))
+    except BybitError as exc:
+        rows.append(CheckRow('✗', 'Position and balance', f'could not read them: {exc}',
+                             'give the key read access to Contracts and Unified Trading'))
+
+
+def run_check(env: Any, send_test: bool) -> int:
+    """--check: print a ✓/✗ table of the settings, hosts, clock, key, account and webhook."""
+    rows: list = []
+    try:
+        cfg = load_settings(env)
+    except SettingError as exc:
+        rows.append(CheckRow('✗', 'Settings', redact(str(exc)), 'fix this setting (see --help)'))
+        return _print_check(rows)
+    register_secret(cfg.api_secret)
+    rows.append(CheckRow('✓', 'Settings', f'valid: {cfg.symbol} {cfg.category} on '
+                         f'{environment(cfg)}, {"Discord" if cfg.discord_notify else "console"}'))
+    rows += [CheckRow('!', 'Settings', warning) for warning in setting_warnings(cfg)]
+    if any(not is_private_topic(topic) for topic in main_topics(cfg)):
+        _check_stream(rows, 'Public stream', 'BYBIT_WS_PUBLIC_URL', cfg.public_url,
+                      {'req_id': 'check', 'op': 'ping'})
+    rest = BybitRest(cfg.rest_url, cfg.api_key, cfg.api_secret)
+    host = urllib.parse.urlsplit(cfg.rest_url).hostname
+    offset_ms = None
+    step, detail = probe_host(cfg.rest_url)
+    if step:
+        rows.append(CheckRow('✗', 'REST API', f'{host}: {step} failed: {detail}',
+                             _host_fix(step, 'BYBIT_REST_URL')))
+    else:
+        try:
+            offset_ms = rest.sync_clock()
+            rows.append(CheckRow('✓', 'REST API', f'{host}: {detail}, GET /v5/market/time answered'))
+        except BybitError as exc:
+            rows.append(CheckRow('✗', 'REST API', f'{host}: HTTP failed: {exc}',
+                                 _host_fix('HTTP', 'BYBIT_REST_URL')))
+    if offset_ms is not None:
+        side = 'behind' if offset_ms > 0 else 'ahead of'
+        shown = f'this machine is {abs(offset_ms)} ms {side} Bybit'
+        if abs(offset_ms) < CHECK_CLOCK_MAX_MS:
+            rows.append(CheckRow('✓', 'Clock', shown))
+        else:
+            rows.append(CheckRow('✗', 'Clock', shown, 'turn on time sync: sudo timedatectl '
+                                 'set-ntp true (the bot corrects for the offset, but a drifting '
+                                 'clock gets requests refused)'))
+    if not cfg.has_keys:
+        rows.append(CheckRow('-', 'API key', 'none: public-only (candle alerts)'))
+    elif offset_ms is not None:
+        _check_account(rows, cfg, rest, offset_ms)
+    else:
+        rows.append(CheckRow('-', 'API key', 'not checked: the REST API is unreachable'))
+    webhook_ok = _check_discord(rows, cfg)
+    if send_test:
+        if any(row.mark == '✗' for row in rows):
+            rows.append(CheckRow('-', 'Test alerts', 'not sent: fix the ✗ above first'))
+        else:
+            rows.append(send_test_alerts(cfg if webhook_ok else cfg._replace(webhook_url='')))
+    return _print_check(rows)
+
+
+def _print_check(rows: list) -> int:
+    print(f'bybit_ws_notify {__version__} self-check')
+    width = max(len(row.what) for row in rows)
+    for row in rows:
+        print(f'  {row.mark} {row.what:<{width}}  {row.result}')
+        if row.fix:
+            print(f'  {"":<{width + 2}}  fix: {row.fix}')
+    failed = sum(row.mark == '✗' for row in rows)
+    print('All checks passed.' if not failed else
+          f'{failed} check(s) failed: fix them and run --check again.')
+    return 1 if failed else 0
+
+
+def environment(cfg: Settings) -> str:
+    return 'demo' if cfg.demo else 'testnet' if cfg.is_testnet else 'mainnet'
+
+
+def sample_alerts() -> list:
+    """One sample of each alert kind, built by the real formatters from Bybit's example payloads
+    (docs/v5/websocket/private/*.mdx), each marked as a test."""
+    units = units_for('linear', 'BTCUSDT')
+    now = str(now_ms())  # the payloads' own times are from 2025: a test alert happens now
+    minute = now_ms() // 60_000 * 60_000 - 60_000
+    fill = {'category': 'linear', 'symbol': 'BTCUSDT', 'closedSize': '0.5', 'execFee': '26.3725275',
+            'execId': '0ab1bdf7-4219-438b-b30a-32ec863018f7', 'execPrice': '95900.1',
+            'execQty': '0.5', 'execType': 'Trade', 'execValue': '47950.05', 'feeRate': '0.00055',
+            'markPrice': '95901.48', 'leavesQty': '0', 'orderId': '9aac161b-8ed6-450d-9cab-c5cc67c21784',
+            'orderLinkId': '', 'orderPrice': '94942.5', 'orderQty': '0.5', 'orderType': 'Market',
+            'stopOrderType': 'UNKNOWN', 'side': 'Sell', 'execTime': now,
+            'isMaker': False, 'execPnl': '0.05', 'feeCurrency': 'USDT'}
+    order = {'category': 'linear', 'symbol': 'BTCUSDT', 'orderId': fill['orderId'], 'side': 'Sell',
+             'orderType': 'Market', 'price': '94942.5', 'qty': '0.5', 'timeInForce': 'IOC',
+             'orderStatus': 'Filled', 'orderLinkId': '', 'cumExecQty': '0.5',
+             'cumExecValue': '47950.05', 'avgPrice': '95900.1', 'cumExecFee': '26.3725275',
+             'leavesQty': '0', 'createdTime': now, 'updatedTime': now,
+             'rejectReason': 'EC_NoError', 'cancelType': 'UNKNOWN', 'stopOrderType': '',
+             'positionIdx': 0}
+    position = {'category': 'linear', 'symbol': 'BTCUSDT', 'side': 'Buy', 'size': '0.5',
+                'entryPrice': '95850', 'avgPrice': '95850', 'markPrice': '95901.48', 'liqPrice': '',
+                'takeProfit': '0', 'stopLoss': '0', 'unrealisedPnl': '25.74', 'curRealisedPnl': '0',
+                'positionIdx': 0, 'updatedTime': now, 'leverage': '10'}
+    before = position_view(dict(position, side='', size='0', entryPrice='0', avgPrice='0'))
+    account = {'accountType': 'UNIFIED', 'totalEquity': '10262.91335023',
+               'totalAvailableBalance': '9556.6056555'}
+    coin = {'coin': 'USDT', 'equity': '1037.5', 'walletBalance': '1037.5', 'unrealisedPnl': '0'}
+    candle = {'start': minute, 'end': minute + 59_999, 'interval': '1', 'open': '16649.5',
+              'close': '16677', 'high': '16677', 'low': '16608', 'volume': '2.081',
+              'turnover': '34666.4005', 'confirm': True, 'timestamp': minute + 60_000}
+    embeds = [
+        format_order(order, units),
+        format_execution([fill], units),
+        format_position('opened', before, position_view(position), units),
+        format_wallet('USDT', '1000', '1037.5', account, coin),
+        format_kline(candle, 'BTCUSDT', units),
+        format_status({'event': 'down', 'stream': 'private', 'down_s': 60}),
+        format_status({'event': 'restored', 'stream': 'private', 'down_s': 75,
+                       'recovered_fills': 1}),
+    ]
+    marked = []
+    for embed in embeds:
+        footer = (embed.get('footer') or {}).get('text', '')
+        marked.append(dict(embed, title=f"[TEST] {embed['title']}",
+                           footer={'text': ' · '.join(p for p in ('test alert from --send-test',
+                                                                   footer) if p)}))
+    return marked
+
+
+def send_test_alerts(cfg: Settings) -> CheckRow:
+    """--send-test: post the samples as Discord (or the console) would show real alerts."""
+    alerts = sample_alerts()
+    if not cfg.webhook_url:
+        console = ConsoleSender()
+        for embed in alerts:
+            console.send(embed)
+        return CheckRow('✓', 'Test alerts', f'{len(alerts)} printed above (console mode)')
+    sender = DiscordSender(cfg.webhook_url, ban_cooldown_s=cfg.ban_cooldown_s,
+                           retry_max_s=cfg.retry_max_s)
+    for embed in alerts:
+        sender.send(embed)
+    sender.mark_persisted(None)  # nothing to persist: these are not account events
+    sender.start()
+    if sender.stop(timeout_s=30):
+        return CheckRow('✓', 'Test alerts', f'{len(alerts)} posted to Discord: look at the channel')
+    return CheckRow('✗', 'Test alerts', f'{len(sender.pending())} of {len(alerts)} not delivered',
+                    'run with LOG_LEVEL=INFO and look at the Discord lines')
+
+
+def main(argv: list | None = None) -> int:
+    mode, error = parse_args(sys.argv[1:] if argv is None else argv)
+    if error:
+        print(f'bybit_ws_notify: {error}\n(python3 bybit_ws_notify.py --help lists the options)',
+              file=sys.stderr)
+        return 2
+    if mode == 'help':
+        print(help_text(os.environ))
+        return 0
+    if mode == 'version':
+        print(f'bybit_ws_notify {__version__}')
+        return 0
+    if mode in ('check', 'send-test'):
+        logging.getLogger().setLevel(logging.CRITICAL)  # the table says it all
+        return run_check(os.environ, send_test=mode == 'send-test')
     try:
         cfg = load_settings()
     except SettingError as exc:
         print(f'bybit_ws_notify: bad setting: {redact(str(exc))}', file=sys.stderr)
         return 2
-    setup_logging(cfg.log_level)
+    setup_logging(cfg.log_level, cfg.log_file)
     register_secret(cfg.api_secret)
+    for warning in setting_warnings(cfg):
+        log.warning(warning)
     stop = threading.Event()
     stop_reason = ['']
 
     def on_signal(signum: int, frame: Any) -> None:
         if stop.is_set() and signum == signal.SIGINT:
-            os._exit(130)  # a second Ctrl-C: leave at once (the state file was kept up to date)
+            # A second Ctrl-C: stop waiting for Discord. The state file already holds every
+            # queued alert; the last save below writes it once more, then we leave.
+            left = len(sender.pending()) if sender is not None else 0
+            log.warning('second Ctrl-C: not waiting for Discord; %d undelivered alert(s) go to '
+                        'the state file %s for the next start', left, cfg.state_file)
+            if sender is not None:
+                sender.abandoned = True
+            deadline = threading.Timer(5, os._exit, (130,))  # if the last save itself hangs
+            deadline.daemon = True
+            deadline.start()
+            return
         stop_reason[0] = signal.Signals(signum).name
         stop.set()
 
+    sender: Any = None
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     started = time.monotonic()
@@ -3207,19 +3794,19 @@ def main() -> int:
     state = store.load()
     backlog = _state_get(state or {}, 'outbox', list, [])
     if cfg.discord_notify:
-        sender: Any = DiscordSender(cfg.webhook_url, ban_cooldown_s=cfg.ban_cooldown_s,
-                                    backlog=backlog)
+        sender = DiscordSender(cfg.webhook_url, ban_cooldown_s=cfg.ban_cooldown_s,
+                               retry_max_s=cfg.retry_max_s, backlog=backlog)
     else:
         sender = ConsoleSender()
         for item in backlog:
             if isinstance(item, dict) and isinstance(item.get('embed'), dict):
-                sender.send(item['embed'])
+                sender.send(item['embed'], note='from the last run')
     notifier = Notifier(cfg, sender, state)
     saver = StateSaver(store, notifier.snapshot, on_saved=sender.mark_persisted)
     notifier.on_change = sender.on_change = saver.request
 
     topics = main_topics(cfg)
-    env = 'demo' if cfg.demo else 'testnet' if cfg.is_testnet else 'mainnet'
+    env = environment(cfg)
     watch = describe_watch(cfg, env, len(backlog))
     ws = BybitWS(cfg.api_key, cfg.api_secret, cfg.is_testnet, cfg.symbol, topics,
                  notifier.callbacks(), category=cfg.category, public_url=cfg.public_url,
@@ -3237,7 +3824,7 @@ def main() -> int:
                 return 2
             log.warning('could not read the account at startup (%s); going on', exc)
     else:
-        log.info('no API keys: running public-only (closed %s candles of %s)', cfg.period,
+        log.info('no API keys: public-only: %s candles of %s', period_label(cfg.period),
                  cfg.symbol)
 
     notifier.ws = ws
@@ -3291,6 +3878,8 @@ def main() -> int:
     if not delivered:
         log.warning('%d alert(s) not delivered yet; kept in %s for the next start',
                     len(sender.pending()), cfg.state_file)
+    if getattr(sender, 'abandoned', False):
+        return 130  # interrupted twice: saved, but not the graceful stop
     log.info('stopped')
     return 0
 

@@ -100,7 +100,7 @@ def test_periods(env: dict[str, str], period: str, normalised: str) -> None:
     assert load(env, BYBIT_PERIOD=period).period == normalised
 
 
-@pytest.mark.parametrize('period', ['7', '0', '1m', '1h', '60m', '', 'Y', '01'])
+@pytest.mark.parametrize('period', ['7', '0', '1m', '1h', '60m', 'Y', '01'])
 def test_unknown_period(env: dict[str, str], period: str) -> None:
     message = error(env, BYBIT_PERIOD=period)
     assert message.startswith('BYBIT_PERIOD=')
@@ -148,7 +148,7 @@ def test_symbol_without_category(env: dict[str, str]) -> None:
     assert "BYBIT_SYMBOL='ETHBTC'" in message
 
 
-@pytest.mark.parametrize('symbol', ['BTC/USDT', 'BT', 'BTC USDT', ''])
+@pytest.mark.parametrize('symbol', ['BTC/USDT', 'BT', 'BTC USDT'])
 def test_malformed_symbol(env: dict[str, str], symbol: str) -> None:
     assert error(env, BYBIT_SYMBOL=symbol).startswith('BYBIT_SYMBOL=')
 
@@ -193,8 +193,9 @@ def test_not_a_webhook_url_hides_the_token(env: dict[str, str], url: str) -> Non
 
 def test_bad_webhook_url_checked_even_with_notify_off(env: dict[str, str]) -> None:
     message = error(env, DISCORD_WEBHOOK_URL='https://example.com/api/webhooks/1/Tok3n-Secret_value')
-    assert message == ('DISCORD_WEBHOOK_URL=https://example.com/api/webhooks/1/***: accepts a '
-                       'Discord webhook URL, https://discord.com/api/webhooks/<id>/<token>')
+    assert message == ('DISCORD_WEBHOOK_URL=https://example.com/api/webhooks/1/***: example.com is '
+                       'not a Discord host (discord.com); accepts a Discord webhook URL, '
+                       'https://discord.com/api/webhooks/<id>/<token>')
 
 
 # Keys and environments ###########################################################################
@@ -290,7 +291,7 @@ def test_watchdog_just_above_ping(env: dict[str, str]) -> None:
     ('PING_INTERVAL_S', 'abc'), ('PING_INTERVAL_S', '0'), ('PING_INTERVAL_S', '61'),
     ('WATCHDOG_S', 'nan'), ('WATCHDOG_S', 'inf'), ('WATCHDOG_S', '601'),
     ('DOWN_ALERT_S', '0'), ('DOWN_ALERT_S', '-5'), ('EXEC_COALESCE_S', '11'),
-    ('EXEC_COALESCE_S', ''), ('DISCORD_BAN_COOLDOWN_S', '0.5')])
+    ('EXEC_COALESCE_S', 'x'), ('DISCORD_BAN_COOLDOWN_S', '0.5')])
 def test_bad_numbers(env: dict[str, str], name: str, value: str) -> None:
     assert error(env, **{name: value}).startswith(f'{name}={value!r}: accepts a number')
 
@@ -368,4 +369,5 @@ def test_script_bad_webhook_does_not_print_the_token(tmp_path: Path) -> None:
     assert TOKEN not in result.stderr + result.stdout
     assert result.stderr.splitlines() == [(
         'bybit_ws_notify: bad setting: DISCORD_WEBHOOK_URL=https://evil.example/api/webhooks/'
-        '123456789/***: accepts a Discord webhook URL, https://discord.com/api/webhooks/<id>/<token>')]
+        '123456789/***: evil.example is not a Discord host (discord.com); accepts a Discord '
+        'webhook URL, https://discord.com/api/webhooks/<id>/<token>')]
