@@ -65,7 +65,7 @@ def test_check_all_pass(env: dict[str, str], bybit: FakeBybit, discord: FakeDisc
     assert 'All checks passed.' in output
     assert rows['Account type'][1] == 'Unified Trading Account'
     assert rows['API key'][1].startswith('read-only, expires in ')
-    assert rows['Balance'][1] == '1000 USDT (equity 1000)'
+    assert rows['Balance'][1] == '1000.00 USDT (equity 1000.00)'
     assert rows['Discord webhook'][1].startswith('"Fake Hook" posts to channel ')
     assert discord.messages == []  # a GET, nothing posted
     assert not Path(env['STATE_FILE']).exists()  # a check leaves nothing behind
