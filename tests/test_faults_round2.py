@@ -64,7 +64,7 @@ def inject(bybit, fault: str, path: str = EXEC_LIST) -> None:
     elif fault == '10006':
         bybit.fail_rest(path, times=5, ret_code=10006)  # more than the client's own 5 tries
     elif fault == 'timeout':
-        bybit.fail_rest(path, hang_s=12)                # past the 10 s read timeout
+        bybit.fail_rest(path, hang_s=16)                # past the client's read timeout
     else:
         raise ValueError(fault)
 
@@ -87,7 +87,7 @@ def _gap_with_a_failed_backfill(bybit, discord, run_bot, tmp_path: Path, fault: 
         missed.append(fill['execId'])
     inject(bybit, fault)
     bybit.reject_handshake_status = None
-    bot.wait_log('recovery after the private reconnect failed', timeout=30)
+    bot.wait_log(r'(recovery|backfill) after the private reconnect failed', timeout=30)
     bybit.wait_subscribed('execution')
     live = push_fill(bybit, 3)
     wait_delivered(discord, [live])
@@ -114,7 +114,7 @@ def test_failed_backfill_is_retried_from_where_the_gap_began(bybit, discord, run
 
 def test_403_pauses_rest_and_a_restart_still_recovers_the_gap(bybit, discord, run_bot, tmp_path):
     bot, seen, missed, live = _gap_with_a_failed_backfill(bybit, discord, run_bot, tmp_path, '403')
-    line = bot.wait_log('recovery after the private reconnect failed')
+    line = bot.wait_log(r'(recovery|backfill) after the private reconnect failed')
     assert 'pausing REST for 10 min' in line, line
     assert re.search(r'retrying in (10 min|9 min 59 s)', line), line
     requests_after_403 = len(bybit.rest_requests)
@@ -149,7 +149,7 @@ def test_failed_order_and_position_resyncs_are_retried(bybit, discord, run_bot):
     bybit.fail_rest('/v5/position/list', status=502)
     time.sleep(0.5)
     bybit.reject_handshake_status = None
-    bot.wait_log('recovery after the private reconnect failed', timeout=20)
+    bot.wait_log(r'(recovery|backfill) after the private reconnect failed', timeout=20)
     discord.wait_for(lambda es: any(e.get('title', '').startswith('Order Filled') for e in es),
                      timeout=15)
     discord.wait_for(lambda es: any(e.get('title', '').startswith('Position opened') for e in es),
@@ -266,7 +266,8 @@ def test_worst_case_stop_rest_hanging_and_discord_hanging(bybit, discord, run_bo
     bot = start_ready(run_bot, bybit, discord)
     bybit.fail_rest(EXEC_LIST, hang_s=30)          # the recovery's first read never answers
     bybit.drop('private')
-    wait_until(lambda: any(r['path'] == EXEC_LIST for r in bybit.rest_requests), 10, 'recovery')
+    wait_until(lambda: not bybit.rest_fault_pending(), 10, 'the recovery read to hang')
+    time.sleep(0.5)
     discord.hang_next(5, 30)                       # and no Discord post answers either
     asked = time.monotonic()
     bot.proc.send_signal(signal.SIGTERM)
