@@ -20,6 +20,7 @@ from __future__ import annotations
 import bisect
 import collections
 import datetime as dt
+import errno
 import hashlib
 import hmac
 import json
@@ -89,6 +90,7 @@ STATE_FILE            = ''       # empty: bybit_ws_notify.state.json beside this
 DOWN_ALERT_S          = 60       # one alert when a stream has been down this long
 PING_INTERVAL_S       = 20       # Bybit asks for a ping every 20 s
 WATCHDOG_S            = 45       # reconnect when nothing (data or pong) arrived for this long
+RECONNECT_MAX_S       = 60       # longest wait between reconnect attempts (backoff from 1 s)
 EXEC_COALESCE_S       = 1.0      # fills of one order within this window become one alert
 DISCORD_BAN_COOLDOWN_S = 900     # first pause after Discord bans our IP; doubles each time
 DISCORD_RETRY_MAX_S   = 30       # longest wait between retries while Discord is unreachable
@@ -143,6 +145,7 @@ class Settings(NamedTuple):
     down_alert_s: float
     ping_interval_s: float
     watchdog_s: float
+    reconnect_max_s: float
     exec_coalesce_s: float
     ban_cooldown_s: float
     retry_max_s: float
@@ -281,6 +284,9 @@ _SPEC = (
              'Seconds between `{"op":"ping"}` messages (Bybit recommends 20).'),
     _Setting('WATCHDOG_S', 'watchdog_s', _number(0.5, 600),
              'Reconnect when nothing (data or pong) has arrived for this long.'),
+    _Setting('RECONNECT_MAX_S', 'reconnect_max_s', _number(0.1, 600),
+             'Longest wait between reconnect attempts of a stream (the backoff doubles from '
+             '1 s, with jitter, up to this).'),
     _Setting('EXEC_COALESCE_S', 'exec_coalesce_s', _number(0, 10),
              'Fills of one order arriving within this window become one alert.'),
     _Setting('DISCORD_BAN_COOLDOWN_S', 'ban_cooldown_s', _number(1, 86400),
@@ -521,10 +527,32 @@ class _RedactingFormatter(logging.Formatter):
         return redact(super().format(record))
 
 
+def _silence_stream(stream: Any) -> None:
+    """Point a dead stdout/stderr (a closed pipe or terminal) at /dev/null, so later writes and
+    the interpreter's final flush cannot fail (docs.python.org, "Note on SIGPIPE")."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, stream.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
+class _StderrHandler(logging.StreamHandler):
+    """A log handler that outlives its reader: when stderr is a closed pipe (the `| tee` of a
+    tmux session killed by Ctrl-C) the log goes nowhere instead of raising in every thread."""
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        if isinstance(sys.exc_info()[1], OSError):
+            _silence_stream(self.stream)
+            return
+        super().handleError(record)
+
+
 def setup_logging(level: str = 'INFO', log_file: str = '') -> None:
     """Logs to stderr and, with LOG_FILE, also to a rotating file that outlives the terminal."""
     formatter = _RedactingFormatter('%(asctime)s %(levelname)s %(message)s')
-    handlers: list = [logging.StreamHandler(sys.stderr)]
+    handlers: list = [_StderrHandler(sys.stderr)]
     if log_file:
         handlers.append(logging.handlers.RotatingFileHandler(
             log_file, maxBytes=LOG_FILE_MAX_BYTES, backupCount=LOG_FILE_BACKUPS, encoding='utf-8'))
@@ -671,6 +699,8 @@ OPEN_ORDER_STATUSES = ('New', 'PartiallyFilled', 'Untriggered')
 KEY_REJECTED_CODES = (10003, 10004, 10007, 10010, 33004, -2015)  # docs/v5/error.mdx
 BACKFILL_MARGIN_MS = 10_000
 REST_WINDOW_MS = 7 * 86_400_000          # /v5/execution/list serves at most 7 days per query
+EXEC_HISTORY_MS = 730 * 86_400_000       # ... and 2 years back ("Get Execution (2 years)")
+CLOCK_RESYNC_S = 3600.0                  # re-measure the clock at a reconnect at most hourly
 MAX_FRAME_BYTES = 8 * 1024 * 1024
 _LEGACY_TOPICS = (  # the first version's inverse /realtime topics and their V5 names
     (re.compile(r'^trade\.(.+)$'), r'publicTrade.\1'),
@@ -775,24 +805,40 @@ class BybitRest:
     """Signed GET requests to Bybit's V5 REST API (docs/v5/guide.mdx, "Authentication").
 
     Only GET exists here: the bot reads the account and never changes it. It corrects for clock
-    skew when Bybit answers 10002, and waits out the 10006 rate limit.
+    skew (measured from /v5/market/time, and again when Bybit answers 10002), waits out the 10006
+    rate limit, and after an HTTP 403 sends nothing for 10 minutes, as Bybit asks. close() makes
+    every later call, and any rate-limit wait in progress, end at once.
     """
 
+    ip_ban_s = 600.0  # "403, access too frequent": stop and wait at least 10 min (rate-limit.mdx)
+
     def __init__(self, base_url: str, api_key: str = '', api_secret: str = '',
-                 recv_window_ms: int = 5000, timeout: tuple = (5, 15)):
+                 recv_window_ms: int = 5000, timeout: tuple = (5, 10)):
         self.base_url = base_url.rstrip('/')
+        self.host = urllib.parse.urlsplit(self.base_url).netloc
         self.api_key = api_key
         self._secret = api_secret.encode()
         self.recv_window_ms = recv_window_ms
         self.timeout = timeout
         self.clock_offset_ms = 0
+        self.clock_measured_at: float | None = None  # time.monotonic() of the last measurement
+        self.blocked_until = 0.0                      # time.monotonic() until which 403 holds us
+        self.closed = threading.Event()
         self._session = requests.Session()
         self._session.verify = True  # TLS is always verified
         self._session.headers['User-Agent'] = f'bybit-ws-notify/{__version__}'
         self._lock = threading.Lock()
 
+    def server_now_ms(self) -> int:
+        """Bybit's clock as measured: every REST time window and the first watermark use it."""
+        return now_ms() + self.clock_offset_ms
+
+    def close(self) -> None:
+        """Stop: calls not yet sent raise BybitError('stopped'); a rate-limit wait ends now."""
+        self.closed.set()
+
     def _sign(self, query: str) -> dict:
-        stamp = str(now_ms() + self.clock_offset_ms)
+        stamp = str(self.server_now_ms())
         window = str(self.recv_window_ms)
         payload = (stamp + self.api_key + window + query).encode()
         return {'X-BAPI-API-KEY': self.api_key, 'X-BAPI-TIMESTAMP': stamp,
@@ -807,23 +853,33 @@ class BybitRest:
         url = f'{self.base_url}{path}' + (f'?{query}' if query else '')
         clock_fixed = False
         for attempt in range(5):
+            if self.closed.is_set():
+                raise BybitError('stopped', 'the bot is stopping', path)
+            blocked_s = self.blocked_until - time.monotonic()
+            if blocked_s > 0:
+                raise BybitError(403, f'not sent: HTTP 403 pause, {duration(blocked_s)} left', path)
             headers = self._sign(query) if signed else {}
+            started = time.monotonic()
             try:
                 with self._lock:
                     resp = self._session.get(url, headers=headers, timeout=self.timeout)
             except requests.RequestException as exc:
-                raise BybitError('network', f'{type(exc).__name__}: {trim(redact(str(exc)), 200)}',
+                raise BybitError('network', network_error(exc, self.base_url, self.timeout),
                                  path) from None
+            log.debug('REST GET %s%s: HTTP %d in %.2f s', path, f'?{trim(query, 200)}' if query
+                      else '', resp.status_code, time.monotonic() - started)
             if resp.status_code == 403:
-                raise BybitError(403, 'HTTP 403: too many requests from this IP (wait 10 min) '
-                                 'or a restricted region', path)
+                self.blocked_until = time.monotonic() + self.ip_ban_s
+                raise BybitError(403, 'HTTP 403: too many requests from this IP or a restricted '
+                                 f'region; pausing REST for {duration(self.ip_ban_s)}', path)
             if resp.status_code != 200:
-                raise BybitError(resp.status_code, f'HTTP {resp.status_code}', path)
+                raise BybitError(resp.status_code, f'HTTP {resp.status_code}'
+                                 f'{body_hint(resp.text)}', path)
             try:
                 body = resp.json()
                 code = body.get('retCode')
             except (ValueError, AttributeError):
-                raise BybitError('http', f'not a JSON envelope: {trim(resp.text, 100)}',
+                raise BybitError('http', f'not a JSON envelope{body_hint(resp.text)}',
                                  path) from None
             if code == 0:
                 return body.get('result') or {}
@@ -833,11 +889,12 @@ class BybitRest:
                 continue
             if code == 10006 and attempt < 4:
                 reset = dec(resp.headers.get('X-Bapi-Limit-Reset-Timestamp'))
-                wait_s = min(max((float(reset) - now_ms()) / 1000 if reset else 1.0, 0.2), 10.0)
+                wait_s = min(max((float(reset) - self.server_now_ms()) / 1000 if reset else 1.0,
+                                 0.2), 10.0)
                 log_throttled(logging.WARNING, 'rest-10006',
                               'Bybit REST rate limit (10006 Too many visits) on %s: waiting %.1f s',
                               path, wait_s)
-                time.sleep(wait_s)
+                self.closed.wait(wait_s)
                 continue
             raise BybitError(code, trim(str(body.get('retMsg', '')), 200), path)
         raise BybitError(10006, 'still rate limited after 5 tries', path)
@@ -862,10 +919,50 @@ class BybitRest:
         received = now_ms()
         server_ms = int(result.get('timeNano') or 0) // 1_000_000 or int(result['timeSecond']) * 1000
         self.clock_offset_ms = server_ms - (sent + received) // 2
-        log.warning('clock skew: this machine is %d ms %s Bybit; signing with that correction '
-                    '(keep NTP running)', abs(self.clock_offset_ms),
-                    'behind' if self.clock_offset_ms > 0 else 'ahead of')
+        self.clock_measured_at = time.monotonic()
+        # Below a second the offset is noise (and within Bybit's recv_window); above, say so.
+        level = logging.WARNING if abs(self.clock_offset_ms) >= 1000 else logging.DEBUG
+        log.log(level, 'clock skew: this machine is %d ms %s Bybit; signing with that correction '
+                '(keep NTP running)', abs(self.clock_offset_ms),
+                'behind' if self.clock_offset_ms > 0 else 'ahead of')
         return self.clock_offset_ms
+
+
+def network_error(exc: BaseException, url: str, timeout: tuple = ()) -> str:
+    """A failed connection in a few words that name the host and say what failed (DNS, TCP,
+    TLS, timeout), for one log line; requests nests the cause deep inside a long message."""
+    parts = urllib.parse.urlsplit(url)
+    host = parts.hostname or url
+    port = parts.port or {'https': 443, 'wss': 443, 'http': 80, 'ws': 80}.get(parts.scheme, '')
+    where = f'{host}:{port}' if port else host
+    text = redact(str(exc))
+    errno_text = re.findall(r'\[Errno -?\d+\] ([^)"\'\]]+)', text)
+    cause = trim(errno_text[-1].strip() if errno_text else text, 120)
+    kind = type(exc).__name__
+    chain = (exc, exc.__cause__, exc.__context__)
+    if any(isinstance(e, socket.gaierror) for e in chain) or 'AddressException' in kind or \
+            'resolve' in text or 'NameResolution' in text:
+        return f'cannot resolve {host} (DNS: {cause})'
+    if isinstance(exc, requests.exceptions.SSLError) or 'SSL' in kind or 'CERTIFICATE' in text:
+        reason = re.search(r'(CERTIFICATE_VERIFY_FAILED[^)"\']*|certificate verify failed[^)"\']*)',
+                           text)
+        return f'TLS with {where} failed ({trim(reason.group(1) if reason else cause, 120)})'
+    if isinstance(exc, requests.exceptions.ConnectTimeout) or 'connect timeout' in text:
+        return f'{where} did not accept a connection within {timeout[0] if timeout else "?"} s'
+    if isinstance(exc, (requests.exceptions.ReadTimeout, socket.timeout)) or 'timed out' in text:
+        return f'{where} did not answer within {timeout[-1] if timeout else "?"} s'
+    if isinstance(exc, (ConnectionRefusedError, requests.exceptions.ConnectionError, OSError)):
+        return f'cannot connect to {where} ({cause})'
+    return f'{where}: {kind}: {cause}'
+
+
+def body_hint(text: str, limit: int = 120) -> str:
+    """': <the readable part of an error body>', or '' : an HTML error page is reduced to its
+    title or its words, so a cut line keeps what it says rather than its markup."""
+    title = re.search(r'<title[^>]*>(.*?)</title>', text or '', re.IGNORECASE | re.DOTALL)
+    words = title.group(1) if title else re.sub(r'<[^>]+>', ' ', text or '')
+    words = ' '.join(redact(words).split())
+    return f': {trim(words, limit)}' if words else ''
 
 
 class _Stream:
@@ -1129,7 +1226,13 @@ class BybitWS:
             'wallet': {},
         }
         self._seen_exec = BoundedSet(5000)
-        self._exec_watermark_ms: int | None = None
+        self._exec_watermark_ms: int | None = None  # execTime of the newest fill seen
+        # Recovery windows [start_ms, end_ms] (Bybit's clock), fixed when the private stream went
+        # down (end None until it is back), each dropped only once a backfill over it succeeded.
+        self._exec_gaps: list = []
+        self._resync_due: set = set()        # order/position/wallet re-reads still owed
+        self._retry_pending = False
+        self._recovery_failures = 0
         self._position_symbols = BoundedSet(100, [self.symbol])
         self._latest = {'order': LatestKnown('order', 2000), 'position': LatestKnown('position', 200),
                         'wallet': LatestKnown('wallet', 20)}
@@ -1174,15 +1277,18 @@ class BybitWS:
             thread.start()
             self._threads.append(thread)
 
-    def close(self) -> None:
-        """Stop every thread and close both connections."""
+    def close(self, timeout_s: float = 5.0) -> None:
+        """Stop every thread and close both connections, waiting at most timeout_s in all. A REST
+        call in flight is abandoned (its thread is a daemon) rather than waited for."""
         self._stop.set()
+        self.rest.close()
         self._tasks.put(None)
         for st in self._streams:
             self._abort(st.ws)
+        deadline = time.monotonic() + timeout_s
         for thread in self._threads:
             if thread is not threading.current_thread():
-                thread.join(timeout=5)
+                thread.join(timeout=max(deadline - time.monotonic(), 0.01))
         self.data['connection'] = False
 
     def get_orderbooks(self) -> dict:
@@ -1201,6 +1307,12 @@ class BybitWS:
         """Every topic subscribed (or being subscribed), public and private."""
         return [t for st in self._streams for t in st.topics]
 
+    def unrecovered_since_ms(self) -> int | None:
+        """The start of the oldest fill gap not yet backfilled (Bybit's clock), or None: a saved
+        watermark must never pass it, or a restart would not recover it either."""
+        with self._lock:
+            return min((gap[0] for gap in self._exec_gaps), default=None)
+
     def wait_authenticated(self, timeout: float) -> str | None:
         """'ok' or 'rejected' for the first private auth, None if no answer came in time."""
         self._auth_event.wait(timeout)
@@ -1208,9 +1320,12 @@ class BybitWS:
 
     def seed(self, exec_watermark_ms: int | None = None, exec_ids: Iterable = (),
              open_orders: dict | None = None, position_symbols: Iterable = ()) -> None:
-        """Restore what a previous run knew, so the first connect backfills what it missed."""
+        """Restore what a previous run knew, so the first connect backfills what it missed:
+        every fill after exec_watermark_ms (Bybit's clock) is recovered."""
         with self._lock:
             self._exec_watermark_ms = exec_watermark_ms
+            self._exec_gaps.clear()
+            self._open_gap()
             for exec_id in exec_ids:
                 self._seen_exec.add(exec_id)
             for order_id, order in (open_orders or {}).items():
@@ -1240,12 +1355,16 @@ class BybitWS:
         while not self._stop.is_set():
             started = time.monotonic()
             reason = 'closed'
+            log.debug('%s stream: connecting to %s', st.kind, st.url)
             try:
                 ws = websocket.create_connection(
                     st.url, timeout=10, enable_multithread=True, skip_utf8_validation=True)
-            except Exception as exc:  # noqa: BLE001 (DNS, refused, TLS verify, HTTP upgrade error)
+            except websocket.WebSocketBadStatusException as exc:
                 text = str(exc).split(' -+-+- ')[0]  # a bad handshake status quotes every header
-                reason = f'connect failed: {type(exc).__name__}: {trim(redact(text), 200)}'
+                reason = (f'connect failed: {urllib.parse.urlsplit(st.url).netloc} refused the '
+                          f'websocket upgrade ({trim(redact(text), 150)})')
+            except Exception as exc:  # noqa: BLE001 (DNS, refused, TLS verify, timeout)
+                reason = f'connect failed: {network_error(exc, st.url, (10,))}'
             else:
                 try:
                     # The heartbeat's watchdog aborts a silent connection; the socket timeout is
@@ -1279,7 +1398,7 @@ class BybitWS:
             st.pending.clear()
         log.info('%s stream connected to %s', st.kind, st.url)
         if st.kind == 'private':
-            expires = now_ms() + self.rest.clock_offset_ms + 10_000  # headroom: +1 s fails under lag
+            expires = self.rest.server_now_ms() + 10_000  # headroom: +1 s fails under lag
             signature = hmac.new(self._api_secret.encode(), f'GET/realtime{expires}'.encode(),
                                  hashlib.sha256).hexdigest()
             self._send(st, {'req_id': 'auth', 'op': 'auth',
@@ -1304,8 +1423,10 @@ class BybitWS:
             st.ws = None
             st.authed = st.ready = False
             if st.down_since is None:
-                st.down_since, st.down_wall_ms = time.monotonic(), now_ms()
+                st.down_since, st.down_wall_ms = time.monotonic(), self.rest.server_now_ms()
             self.data['connection'] = False
+            if st.kind == 'private':
+                self._open_gap()
         if st.ever_up or not st.auth_rejected:
             log.warning('%s stream down (%s); reconnecting in %.1f s', st.kind, reason, retry_s)
         self._emit_status({'event': 'disconnected', 'stream': st.kind, 'reason': reason})
@@ -1352,6 +1473,7 @@ class BybitWS:
         if not requests_:
             self._stream_ready(st)
         for req_id, topic in requests_:
+            log.debug('%s stream: subscribing to %s (req_id %s)', st.kind, topic, req_id)
             self._send(st, {'req_id': req_id, 'op': 'subscribe', 'args': [topic]})
 
     def _ack_timeout(self, st: _Stream) -> None:
@@ -1369,6 +1491,11 @@ class BybitWS:
                 return
             st.ready = True
         if st.kind == 'private':
+            with self._lock:  # from here fills arrive live: the gap's end is now fixed
+                for gap in self._exec_gaps:
+                    if gap[1] is None:
+                        gap[1] = self.rest.server_now_ms() + BACKFILL_MARGIN_MS
+                self._resync_due.update(('order', 'position', 'wallet'))
             self._submit(lambda: self._recover_private(st))
         else:
             if st.ever_up:
@@ -1516,6 +1643,8 @@ class BybitWS:
                 if bad in st.topics:
                     st.topics.remove(bad)
             done = not st.pending
+        if topic and topic not in failed:
+            log.debug('%s stream: subscribed to %s (%s)', st.kind, topic, trim(reason, 80) or 'ack')
         for bad in failed:
             log.error('Bybit rejected the subscription to %s (%s): check BYBIT_SYMBOL and '
                       'BYBIT_CATEGORY; not retrying it', bad, trim(reason or 'failTopics', 200))
@@ -1696,25 +1825,74 @@ class BybitWS:
 
     # -- recovery after a private (re)connect --------------------------------------------------
 
-    def _recover_private(self, st: _Stream) -> None:
-        """Backfill over REST what the private stream may have missed while it was down."""
+    def _open_gap(self) -> None:
+        """The private stream is down (or not up yet): fills from the newest one seen on are owed
+        a backfill. The window is fixed now; live fills that come later do not move it."""
+        with self._lock:
+            if self._exec_watermark_ms is None or any(g[1] is None for g in self._exec_gaps):
+                return  # nothing seen yet (nothing to miss), or this outage's gap is open
+            start = self._exec_watermark_ms - BACKFILL_MARGIN_MS
+            self._exec_gaps.append([start, None])
+
+    def _recover_private(self, st: _Stream, first: bool = True) -> None:
+        """Backfill over REST what the private stream may have missed while it was down; what
+        fails stays owed and is retried, the fill gaps from where they began."""
         # Bybit replays nothing after a disconnect (docs/faq.mdx): read fills, orders, positions
         # and the wallet back and let the callbacks diff them against what they already know.
+        if not st.ready or self._stop.is_set():
+            return  # the next ready recovers everything still owed
         topics = {t.split('.', 1)[0] for t in st.topics}
-        recovered = 0
-        steps = [('execution', self._backfill_executions), ('order', self._reconcile_orders),
-                 ('position', self._reread_positions), ('wallet', self._reread_wallet)]
-        try:
-            for topic, step in steps:
-                if topic in topics:
-                    recovered += step() or 0
-        except BybitError as exc:
-            log.warning('backfill after the private reconnect failed (%s); retrying in 30 s', exc)
-            if exc.key_rejected:
-                self._emit_status({'event': 'auth_rejected', 'reason': str(exc)})
-            self._submit(lambda: self._recover_private(st) if st.ready else None, delay_s=30)
-        if st.ready:
+        if self.rest.clock_measured_at is None or \
+                time.monotonic() - self.rest.clock_measured_at > CLOCK_RESYNC_S:
+            self._sync_clock()
+        recovered: int | None = 0
+        failure: BybitError | None = None
+        if 'execution' in topics:
+            try:
+                recovered = self._backfill_executions()
+            except BybitError as exc:
+                failure, recovered = exc, None
+        steps = (('order', self._reconcile_orders), ('position', self._reread_positions),
+                 ('wallet', self._reread_wallet))
+        for topic, step in steps:
+            if topic not in topics:
+                self._resync_due.discard(topic)
+            elif topic in self._resync_due:
+                try:
+                    step()
+                    self._resync_due.discard(topic)
+                except BybitError as exc:
+                    failure = failure or exc
+        if failure is not None:
+            self._recovery_failed(st, failure)
+        else:
+            self._recovery_failures = 0
+        if first and st.ready:
             self._on_ready(st, recovered)
+
+    def _recovery_failed(self, st: _Stream, exc: BybitError) -> None:
+        if exc.code == 'stopped':
+            return
+        self._recovery_failures += 1
+        if exc.code == 403:  # Bybit asks for 10 minutes of silence after a 403
+            delay_s = max(self.rest.blocked_until - time.monotonic(), 1.0)
+        else:
+            delay_s = min(300.0, 5.0 * 2 ** min(self._recovery_failures - 1, 6))
+        with self._lock:
+            owed = [f'fills {fmt_time_ms(g[0])} to {fmt_time_ms(g[1]) if g[1] else "now"}'
+                    for g in self._exec_gaps] + sorted(self._resync_due)
+            scheduled, self._retry_pending = self._retry_pending, True
+        log.warning('recovery after the private reconnect failed (%s); still owed: %s; retrying '
+                    'in %s', exc, ', '.join(owed) or 'nothing', duration(delay_s))
+        if exc.key_rejected:
+            self._emit_status({'event': 'auth_rejected', 'reason': str(exc)})
+        if not scheduled:
+            self._submit(lambda: self._retry_recovery(st), delay_s=delay_s)
+
+    def _retry_recovery(self, st: _Stream) -> None:
+        with self._lock:
+            self._retry_pending = False
+        self._recover_private(st, first=False)
 
     def _backfill_klines(self, st: _Stream, down_since_ms: int) -> None:
         """Candles that closed while the public stream was down, from GET /v5/market/kline."""
@@ -1726,6 +1904,7 @@ class BybitWS:
             with self._lock:
                 ohlcv = self.data['ohlcv']
                 last = ohlcv[-1]['start'] if ohlcv else down_since_ms - interval_ms
+            log.debug('backfill window: /v5/market/kline %s from %s', topic, fmt_time_ms(last + 1))
             try:
                 rows = self.rest.get('/v5/market/kline', {
                     'category': self.category, 'symbol': parts[2], 'interval': parts[1],
@@ -1733,7 +1912,7 @@ class BybitWS:
             except BybitError as exc:
                 log.warning('could not read the candles missed while disconnected: %s', exc)
                 continue
-            now = now_ms() + self.rest.clock_offset_ms
+            now = self.rest.server_now_ms()
             candles = [{'start': int(r[0]), 'end': int(r[0]) + interval_ms - 1,
                         'interval': parts[1], 'open': r[1], 'high': r[2], 'low': r[3],
                         'close': r[4], 'volume': r[5], 'turnover': r[6] if len(r) > 6 else '',
@@ -1746,27 +1925,47 @@ class BybitWS:
                 self._on_kline(topic, {'data': candles})
 
     def _backfill_executions(self) -> int:
+        """Backfill every closed fill gap, oldest first; a gap is dropped only once read whole.
+        Raises BybitError, leaving what was not read owed."""
         with self._lock:
-            watermark = self._exec_watermark_ms
-            if watermark is None:  # first run ever: nothing was missed yet
-                self._exec_watermark_ms = now_ms()
+            if self._exec_watermark_ms is None:  # never seeded, nothing seen: nothing was missed
+                self._exec_watermark_ms = self.rest.server_now_ms()
                 return 0
-        start = watermark - BACKFILL_MARGIN_MS
-        oldest = now_ms() - REST_WINDOW_MS + 60_000
-        if start < oldest:
-            log.warning('the last fill seen (%s) is older than the 7-day REST window: fills before '
-                        '%s cannot be recovered', fmt_time_ms(watermark), fmt_time_ms(oldest))
-            start = oldest
-        rows = self.rest.get_all('/v5/execution/list', {'category': self.category,
-                                                        'startTime': start}, limit=100)
-        rows = [row for row in rows if int(row.get('execTime') or 0) >= start]
-        rows.sort(key=lambda row: int(row.get('execTime') or 0))  # oldest first
-        for row in rows:
-            row.setdefault('category', self.category)
-            row['recovered'] = True
-        recovered = self._apply_executions(rows)
+            gaps = [gap for gap in self._exec_gaps if gap[1] is not None]
+        recovered = 0
+        for gap in gaps:
+            recovered += self._backfill_gap(gap)
+            with self._lock:
+                self._exec_gaps = [g for g in self._exec_gaps if g is not gap]
         if recovered:
             log.info('recovered %d fill(s) missed while disconnected', recovered)
+        return recovered
+
+    def _backfill_gap(self, gap: list) -> int:
+        oldest = self.rest.server_now_ms() - EXEC_HISTORY_MS + 60_000
+        if gap[0] < oldest:  # given up on once: the gap is cut, so this is never logged again
+            log.warning('fills from %s to %s cannot be recovered: Bybit keeps 2 years of fill '
+                        'history (/v5/execution/list)', fmt_time_ms(gap[0]),
+                        fmt_time_ms(min(oldest, gap[1])))
+            with self._lock:
+                gap[0] = min(oldest, gap[1])
+                self._exec_watermark_ms = max(self._exec_watermark_ms or 0, gap[0])
+        recovered = 0
+        end = min(gap[1], self.rest.server_now_ms())
+        while gap[0] <= end:  # one query spans at most 7 days (docs/v5/order/execution.mdx)
+            start, stop = gap[0], min(gap[0] + REST_WINDOW_MS - 1, end)
+            log.debug('backfill window: /v5/execution/list %s to %s', fmt_time_ms(start),
+                      fmt_time_ms(stop))
+            rows = self.rest.get_all('/v5/execution/list', {
+                'category': self.category, 'startTime': start, 'endTime': stop}, limit=100)
+            rows = [row for row in rows if start <= int(dec(row.get('execTime')) or 0) <= stop]
+            rows.sort(key=lambda row: int(dec(row.get('execTime')) or 0))  # oldest first
+            for row in rows:
+                row.setdefault('category', self.category)
+                row['recovered'] = True
+            recovered += self._apply_executions(rows)
+            with self._lock:  # this part is read: a later failure resumes after it
+                gap[0] = stop + 1
         return recovered
 
     def _settle_params(self) -> list:
@@ -1918,6 +2117,7 @@ class ConsoleSender:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        self._closed = False
 
     def send(self, embed: dict, note: str = '') -> None:
         moment = event_time(embed)
@@ -1925,7 +2125,17 @@ class ConsoleSender:
         with self._lock:
             for part in fit_embed(embed):
                 text = re.sub(r'\\([\\*_`~|>#\[\]()-])', r'\1', embed_text(part))
-                print(f'{stamp} {f"[{note}] " if note else ""}{text}', flush=True)
+                line = f'{stamp} {f"[{note}] " if note else ""}{text}'
+                if not self._closed:
+                    try:
+                        print(line, flush=True)
+                        continue
+                    except (OSError, ValueError) as exc:  # the pipe's reader is gone
+                        self._closed = True
+                        _silence_stream(sys.stdout)
+                        log.error('stdout is closed (%s): alerts go to this log from now on',
+                                  type(exc).__name__)
+                log.warning('alert: %s', line.replace('\n', ' | '))
 
     def start(self) -> None:
         pass
@@ -1988,6 +2198,9 @@ class DiscordSender:
         self._crashes = 0
         self._disabled: str | None = None
         self._invalid: collections.deque = collections.deque()
+        # Items of a batch Discord refused (400): id -> 'alone' (post it by itself) or 'plain'
+        # (refused alone too: post its plain-text version). Each step is one post of its own.
+        self._degraded: dict = {}
         self._stopping = False
         self._thread: threading.Thread | None = None
         self._session = requests.Session()
@@ -2065,8 +2278,8 @@ class DiscordSender:
             self._stopping = True
             self._cv.notify_all()
             empty = not self._queue
-        if self._thread is not None:
-            self._thread.join(timeout=max(deadline - time.monotonic(), 0.1) + 1)
+        if self._thread is not None:  # a post in flight is not waited for past the deadline
+            self._thread.join(timeout=max(deadline - time.monotonic(), 0.1))
         return empty
 
     # -- the sender thread ---------------------------------------------------------------------
@@ -2107,13 +2320,30 @@ class DiscordSender:
                 self._hold(5.0)
 
     def _deliver(self, batch: list) -> None:
-        outcome = self._post({'embeds': [item['embed'] for item in batch]})
-        if outcome == 'bad_request' and len(batch) > 1:
-            for item in batch:  # find the one Discord refuses; send the others
-                self._deliver_alone(item)
+        # Every post, first or fallback, goes through _run's wait, so a 429's retry_after and the
+        # pacing hold on every path; nothing behind a failed item is posted before it is done.
+        head = batch[0]
+        step = self._degraded.get(head['id'])
+        if step == 'plain':
+            text = _cut(embed_text(head['embed']), CONTENT_CHARS - 100)
+            outcome = self._post({'content': text})
+        else:
+            outcome = self._post({'embeds': [item['embed'] for item in batch]})
+        if outcome == 'ok':
+            self._done(batch)
+        elif outcome == 'bad_request' and len(batch) > 1:
+            with self._cv:  # find the one Discord refuses: each goes alone, in order
+                self._degraded.update((item['id'], 'alone') for item in batch)
+        elif outcome == 'bad_request' and step != 'plain':
+            # A 400 on one embed means it broke a rule we did not foresee: the alert is logged
+            # in full and goes out as plain text, never dropped in silence.
+            log.error('Discord refused an alert; sending it as plain text. The alert: %s',
+                      embed_text(head['embed']).replace('\n', ' | '))
+            with self._cv:
+                self._degraded[head['id']] = 'plain'
         elif outcome == 'bad_request':
-            self._deliver_alone(batch[0])
-        elif outcome == 'ok':
+            log.error('Discord refused an alert even as plain text; it is only in this log (see '
+                      'the line above)')
             self._done(batch)
 
     def _take_batch(self) -> list:
@@ -2121,6 +2351,8 @@ class DiscordSender:
         for item in self._queue:
             if item['seq'] > self._persisted_seq:
                 break
+            if item['id'] in self._degraded:  # goes by itself, and nothing overtakes it
+                return batch or [item]
             item_size = embed_size(item['embed'])
             if batch and (len(batch) >= EMBEDS_PER_MESSAGE or size + item_size > MESSAGE_CHARS):
                 break
@@ -2132,30 +2364,25 @@ class DiscordSender:
         with self._cv:
             ids = {item['id'] for item in batch}
             self._queue = collections.deque(i for i in self._queue if i['id'] not in ids)
+            for item_id in ids:
+                self._degraded.pop(item_id, None)
             self._cv.notify_all()
         self.on_change()
-
-    def _deliver_alone(self, item: dict) -> None:
-        # A 400 means the body broke a rule we did not foresee. Degrade to plain text, and if even
-        # that is refused, log the alert in full: it is never dropped in silence.
-        outcome = self._post({'embeds': [item['embed']]})
-        if outcome == 'bad_request':
-            text = _cut(embed_text(item['embed']), CONTENT_CHARS - 100)
-            outcome = self._post({'content': text})
-        if outcome == 'bad_request':
-            log.error('Discord refused an alert even as plain text; here it is: %s',
-                      embed_text(item['embed']).replace('\n', ' | '))
-            outcome = 'ok'
-        if outcome == 'ok':
-            self._done([item])
 
     def _post(self, body: dict) -> str:
         """POST one message; 'ok', 'bad_request', or 'retry' after arranging when to retry."""
         body['allowed_mentions'] = NO_MENTIONS
+        what = f"{len(body['embeds'])} embed(s)" if 'embeds' in body else 'plain text'
+        started = time.monotonic()
         try:
             resp = self._session.post(self.url, json=body, timeout=(5, 10))
         except requests.RequestException as exc:
+            log.debug('Discord POST %s to %s: %s after %.2f s', what, self.shown_url,
+                      type(exc).__name__, time.monotonic() - started)
             return self._retry_later(f'{type(exc).__name__}')
+        log.debug('Discord POST %s to %s: HTTP %d in %.2f s (rate limit remaining %s)', what,
+                  self.shown_url, resp.status_code, time.monotonic() - started,
+                  resp.headers.get('X-RateLimit-Remaining', '?'))
         self._pace(resp.headers)
         status = resp.status_code
         if 200 <= status < 300:
@@ -2796,10 +3023,15 @@ class StateFile:
     fsync, rename): the last fill time, recent execIds and order states, positions, balances, and
     the alerts not yet delivered. A corrupt file is set aside, never fatal."""
 
+    failure_log_every_s = 600.0
+
     def __init__(self, path: str):
         self.path = path
         self._temp_prefix = f'.{os.path.basename(path)}.'
         self._lock = threading.Lock()
+        self._failing_since: float | None = None   # time.monotonic() of the first failed write
+        self._failures = 0
+        self._failure_logged = -math.inf
 
     def load(self) -> dict | None:
         folder = os.path.dirname(os.path.abspath(self.path))
@@ -2828,31 +3060,58 @@ class StateFile:
         return state
 
     def save(self, state: dict) -> bool:
+        """Write state atomically; False when the disk refused. A failing folder (read-only,
+        removed, full) is one line naming the path and the errno, repeated at most every 10
+        minutes with a count, and one line when a write succeeds again. It never raises."""
         text = json.dumps(state, separators=(',', ':'), default=str)
         folder = os.path.dirname(os.path.abspath(self.path))
         with self._lock:
-            fd, temp = tempfile.mkstemp(prefix=self._temp_prefix, suffix='.tmp', dir=folder)
+            temp = None
             try:
+                fd, temp = tempfile.mkstemp(prefix=self._temp_prefix, suffix='.tmp', dir=folder)
                 with os.fdopen(fd, 'w', encoding='utf-8') as handle:
                     handle.write(text)
                     handle.flush()
                     os.fsync(handle.fileno())
                 os.replace(temp, self.path)
+                temp = None
                 if hasattr(os, 'O_DIRECTORY'):  # make the rename itself durable
                     dir_fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
                     try:
                         os.fsync(dir_fd)
                     finally:
                         os.close(dir_fd)
-                return True
             except OSError as exc:
-                log_throttled(logging.ERROR, 'state-write', 'could not write the state file %s: %s',
-                              self.path, exc)
-                try:
-                    os.unlink(temp)
-                except OSError:
-                    pass
+                self._write_failed(exc)
+                if temp is not None:
+                    try:
+                        os.unlink(temp)
+                    except OSError:
+                        pass
                 return False
+            if self._failing_since is not None:
+                log.warning('state file %s written again, after %d failed write(s) over %s',
+                            self.path, self._failures,
+                            duration(time.monotonic() - self._failing_since))
+                self._failing_since, self._failures = None, 0
+                self._failure_logged = -math.inf
+            return True
+
+    def _write_failed(self, exc: OSError) -> None:
+        clock = time.monotonic()
+        if self._failing_since is None:
+            self._failing_since = clock
+        self._failures += 1
+        if clock - self._failure_logged < self.failure_log_every_s:
+            return
+        self._failure_logged = clock
+        code = errno.errorcode.get(exc.errno or 0, str(exc.errno))
+        where = exc.filename or os.path.dirname(os.path.abspath(self.path))
+        log.error('cannot write the state file %s (%s %s: %s): alerts still go out, but until '
+                  'it works again a restart may repeat or miss some; retrying at every change%s',
+                  self.path,
+                  code, exc.errno, f'{exc.strerror} ({where})' if exc.strerror else exc,
+                  f' ({self._failures} failed writes so far)' if self._failures > 1 else '')
 
 
 class StateSaver:
@@ -2894,7 +3153,7 @@ class StateSaver:
         self._stopped = True
         self._wanted.set()
         if self._thread.is_alive():
-            self._thread.join(timeout=5)
+            self._thread.join(timeout=2)
         return self.save_now()
 
 
@@ -2916,7 +3175,8 @@ class Notifier:
     def __init__(self, cfg: Settings, sender: Any, state: dict | None, *,
                  clock: Callable[[], float] = time.monotonic):
         self.cfg, self.sender, self.clock = cfg, sender, clock
-        self.fresh = state is None
+        # A first run stopped before it learned the account is still a first run next time.
+        self.fresh = state is None or state.get('first_run') is True
         state = state or {}
         self.on_change: Callable[[], None] = lambda: None
         self.ws: BybitWS | None = None
@@ -3215,12 +3475,17 @@ class Notifier:
             wallet = dict(self.wallet)
             if self._wallet_pending:
                 wallet[self._coin] = self._wallet_pending['before']
+            if self.ws is not None:  # fills in a gap not yet backfilled are owed a recovery
+                gap_ms = self.ws.unrecovered_since_ms()
+                if gap_ms is not None:
+                    watermark = min(watermark, gap_ms)
             outbox, outbox_seq = self.sender.pending_state()
             outbox = list(outbox) + [{'embed': embed} for embed in self._held or ()]
             open_orders = self.open_orders if self.ws is None else {
                 oid: {k: o[k] for k in KEY_FIELDS if k in o}
                 for oid, o in self.ws.open_orders().items()}
-            return {
+            extra = {'first_run': True} if self.fresh and self.baseline_pending else {}
+            return {**extra,
                 'version': STATE_VERSION, 'saved_at': now_ms(), 'symbol': self.cfg.symbol,
                 'exec_watermark_ms': watermark, 'exec_ids': self.alerted_exec.items(),
                 'orders': self.orders.items(), 'open_orders': open_orders,
@@ -3787,8 +4052,10 @@ def main(argv: list | None = None) -> int:
         stop.set()
 
     sender: Any = None
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
+    # SIGHUP is what a closed terminal or `tmux kill-session` sends: a clean stop like SIGTERM.
+    for name in ('SIGINT', 'SIGTERM', 'SIGHUP'):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), on_signal)
     started = time.monotonic()
     store = StateFile(cfg.state_file)
     state = store.load()
@@ -3813,33 +4080,55 @@ def main(argv: list | None = None) -> int:
                  private_url=cfg.private_url, rest_url=cfg.rest_url, demo=cfg.demo,
                  period=cfg.period, ping_interval_s=cfg.ping_interval_s,
                  watchdog_s=cfg.watchdog_s, down_alert_s=cfg.down_alert_s, autostart=False)
+    ws.backoff_cap_s = cfg.reconnect_max_s
     rest = ws.rest  # one REST client, so the clock correction serves the websocket auth too
-    key = None
-    if cfg.has_keys:
-        try:
-            key = read_account(cfg, rest, notifier, watch)
+    had_watermark = bool(_state_get(state or {}, 'exec_watermark_ms', int, 0))
+
+    def startup_reads() -> dict | None:
+        try:  # before anything is signed or any time window is set
+            rest.sync_clock()
         except BybitError as exc:
-            if exc.key_rejected:
-                log.error(explain_key_error(exc))
-                return 2
+            log.warning('could not read Bybit server time (%s); using this machine\'s clock', exc)
+        if not had_watermark:  # a first run alerts the fills from now on, by Bybit's clock
+            notifier.exec_watermark_ms = rest.server_now_ms()
+        if not cfg.has_keys:
+            log.info('no API keys: public-only: %s candles of %s', period_label(cfg.period),
+                     cfg.symbol)
+            return None
+        try:
+            return read_account(cfg, rest, notifier, watch)
+        except BybitError as exc:
+            if exc.key_rejected or exc.code == 'stopped':
+                raise
             log.warning('could not read the account at startup (%s); going on', exc)
-    else:
-        log.info('no API keys: public-only: %s candles of %s', period_label(cfg.period),
-                 cfg.symbol)
+            return None
 
-    notifier.ws = ws
-    ws.seed(exec_watermark_ms=notifier.exec_watermark_ms, exec_ids=notifier.alerted_exec.items(),
-            open_orders={k: v for k, v in notifier.open_orders.items() if isinstance(v, dict)},
-            position_symbols=[v['symbol'] for v in notifier.positions.values()
-                              if isinstance(v, dict) and 'symbol' in v])
-
+    key = None
+    running = False
+    try:
+        key = until_stopped(startup_reads, stop)
+    except BybitError as exc:  # only a rejected key gets here
+        log.error(explain_key_error(exc))
+        return 2
+    except _Stopped:
+        log.info('stop asked during the startup reads (%s): skipping them',
+                 stop_reason[0] or 'stop')
+    if not stop.is_set():
+        notifier.ws = ws
+        ws.seed(exec_watermark_ms=notifier.exec_watermark_ms,
+                exec_ids=notifier.alerted_exec.items(),
+                open_orders={k: v for k, v in notifier.open_orders.items() if isinstance(v, dict)},
+                position_symbols=[v['symbol'] for v in notifier.positions.values()
+                                  if isinstance(v, dict) and 'symbol' in v])
     saver.start()
     sender.start()
     notifier.start()
-    ws.start()
-    log.info('watching %s %s on %s: %s', cfg.symbol, cfg.category, env, ', '.join(topics))
+    if not stop.is_set():
+        ws.start()
+        running = True
+        log.info('watching %s %s on %s: %s', cfg.symbol, cfg.category, env, ', '.join(topics))
 
-    if cfg.has_keys and any(is_private_topic(t) for t in topics):
+    if running and cfg.has_keys and any(is_private_topic(t) for t in topics):
         deadline = time.monotonic() + 20
         while not stop.is_set() and time.monotonic() < deadline:
             result = ws.wait_authenticated(0.2)
@@ -3854,7 +4143,7 @@ def main(argv: list | None = None) -> int:
         notifier.post_startup(format_startup(watch))
 
     next_key_check = time.monotonic() + 86400
-    while True:
+    while not stop.is_set():
         if key and key['days_left'] is not None and key['days_left'] <= 7 and \
                 notifier.key_expiry_alerted != key['expires']:
             notifier.key_expiry_alerted = key['expires']
@@ -3865,23 +4154,63 @@ def main(argv: list | None = None) -> int:
         if key is not None and time.monotonic() >= next_key_check:
             next_key_check = time.monotonic() + 86400
             try:
-                key = check_key(rest)
+                key = until_stopped(lambda: check_key(rest), stop)
             except BybitError as exc:
                 log.warning('daily API key check failed: %s', exc)
+            except _Stopped:
+                break
 
+    # Stopping takes at most DRAIN_S plus about a second, whatever is in flight: REST calls
+    # and a Discord post in progress are abandoned (their threads are daemons), not waited for.
     log.info('stopping (%s): flushing alerts', stop_reason[0] or 'stop')
-    ws.close()
+    stopping = time.monotonic()
+    ws.close(timeout_s=0.5)
     notifier.stop()
     sender.send(format_shutdown(stop_reason[0] or 'stop', time.monotonic() - started))
-    delivered = sender.stop(timeout_s=10)
-    saver.stop()
-    if not delivered:
+    delivered = sender.stop(timeout_s=max(DRAIN_S - (time.monotonic() - stopping), 1.0))
+    saved = saver.stop()
+    if not delivered and saved:
         log.warning('%d alert(s) not delivered yet; kept in %s for the next start',
                     len(sender.pending()), cfg.state_file)
+    elif not delivered:
+        log.error('%d alert(s) not delivered, and the state file could not be written: they '
+                  'are lost; each is in this log', len(sender.pending()))
+        for item in sender.pending():
+            log.error('undelivered alert: %s', embed_text(item['embed']).replace('\n', ' | '))
     if getattr(sender, 'abandoned', False):
         return 130  # interrupted twice: saved, but not the graceful stop
     log.info('stopped')
     return 0
+
+
+DRAIN_S = 10.0  # at a stop, how long queued alerts may take to reach Discord
+
+
+class _Stopped(Exception):
+    """A stop was asked while main() waited for a slow call."""
+
+
+def until_stopped(fn: Callable[[], Any], stop: threading.Event) -> Any:
+    """fn() on a daemon thread: its result or its exception, or _Stopped as soon as stop is set
+    (fn is then abandoned: a Bybit read answering slowly must not hold up a stop)."""
+    box: dict = {}
+    done = threading.Event()
+
+    def run() -> None:
+        try:
+            box['result'] = fn()
+        except BaseException as exc:  # noqa: BLE001 (handed over to the caller)
+            box['error'] = exc
+        finally:
+            done.set()
+
+    threading.Thread(target=run, name='startup-read', daemon=True).start()
+    while not done.wait(0.1):
+        if stop.is_set():
+            raise _Stopped
+    if 'error' in box:
+        raise box['error']
+    return box.get('result')
 
 
 if __name__ == '__main__':

@@ -174,8 +174,11 @@ class FakeBybit:
     """In-process fake of Bybit V5: WS public/private streams and the REST endpoints a notifier uses.
 
     Fault knobs (attributes, settable any time from the test thread): ``silent``,
-    ``auth_reject``, ``invalid_symbols``, ``rest_rate_limit``, ``server_time_offset_ms``,
-    ``rest_key_rejected``, ``reject_handshake_status``; method ``drop(kind)``.
+    ``auth_reject``, ``invalid_symbols``, ``rest_rate_limit``, ``server_time_offset_ms`` (a
+    skewed server clock: every server timestamp, execTime and auth/signature check follows it),
+    ``rest_key_rejected``, ``reject_handshake_status``, ``rest_delay_s`` with
+    ``rest_delay_paths`` (slow REST); methods ``drop(kind)`` and ``fail_rest(path, ...)`` (REST
+    errors: an HTTP status, a retCode, or a hang past the client's timeout).
     """
 
     def __init__(self, api_key: str = "test-key", api_secret: str = "test-secret-do-not-leak") -> None:
@@ -191,6 +194,10 @@ class FakeBybit:
         self.server_time_offset_ms = 0
         self.rest_key_rejected = False
         self.reject_handshake_status: int | None = None
+        self.rest_delay_s = 0.0
+        self.rest_delay_paths: set[str] | None = None  # None: every path
+        self._rest_faults: list[dict[str, Any]] = []
+        self._rest_stop = threading.Event()
 
         # Recording.
         self.received: list[tuple[str, dict[str, Any]]] = []
@@ -265,6 +272,7 @@ class FakeBybit:
         """Start the WS and REST servers (reusing the previous ports on a restart)."""
         if self._running:
             return self
+        self._rest_stop.clear()
         self._http = self._bind_http(self._rest_port)
         self._rest_port = self._http.server_address[1]
         self._http_thread = threading.Thread(
@@ -297,6 +305,7 @@ class FakeBybit:
                 pass
         if self._ws_thread is not None:
             self._ws_thread.join(10)
+        self._rest_stop.set()  # wakes delayed and hanging REST answers
         if self._http is not None:
             self._http.shutdown()
             self._http.server_close()
@@ -438,6 +447,34 @@ class FakeBybit:
     def drop(self, kind: str, category: str | None = None) -> int:
         """Abort every connection of ``kind`` without a close frame; returns how many."""
         return self._run(self._drop(kind, category))
+
+    def fail_rest(
+        self, path: str, times: int = 1, *, status: int | None = None, ret_code: int | None = None,
+        hang_s: float = 0.0,
+    ) -> None:
+        """The next ``times`` GETs of ``path`` fail: with HTTP ``status`` (403, 5xx; a short
+        text or HTML body), with HTTP 200 and ``retCode`` ``ret_code`` (10006 carries the
+        X-Bapi-Limit-* headers), or by answering only after ``hang_s`` seconds (past the
+        client's read timeout). Faults queue in the order given."""
+        if (status is None) + (ret_code is None) + (not hang_s) != 2:
+            raise ValueError("give exactly one of status, ret_code, hang_s")
+        with self._lock:
+            self._rest_faults.append(
+                {"path": path, "left": times, "status": status, "ret_code": ret_code, "hang_s": hang_s}
+            )
+
+    def rest_fault_pending(self) -> bool:
+        """True while some fault of ``fail_rest`` is still to be served."""
+        with self._lock:
+            return any(f["left"] > 0 for f in self._rest_faults)
+
+    def _take_rest_fault(self, path: str) -> dict[str, Any] | None:
+        with self._lock:
+            for fault in self._rest_faults:
+                if fault["path"] == path and fault["left"] > 0:
+                    fault["left"] -= 1
+                    return dict(fault)
+        return None
 
     # Factories ##################################################################
 
@@ -1014,6 +1051,31 @@ class FakeBybit:
             with self._lock:
                 self.rest_violations.append(f"GET {path}: request has a body ({length} bytes)")
             self._write(h, 403, b"403 Forbidden", content_type="text/plain")
+            return
+
+        if self.rest_delay_s and (self.rest_delay_paths is None or path in self.rest_delay_paths):
+            self._rest_stop.wait(self.rest_delay_s)
+        fault = self._take_rest_fault(path)
+        if fault is not None and fault["hang_s"]:
+            self._rest_stop.wait(fault["hang_s"])  # the client has given up by now
+        elif fault is not None and fault["status"]:
+            code = fault["status"]
+            text = (
+                "403 Forbidden" if code == 403 else
+                f"<html><head><title>{code} {http.HTTPStatus(code).phrase}</title></head>"
+                f"<body><center><h1>{code} {http.HTTPStatus(code).phrase}</h1></center><hr>"
+                "<center>openresty</center></body></html>"
+            )
+            self._write(h, code, text.encode(), content_type="text/html")
+            return
+        elif fault is not None:
+            headers = {}
+            if fault["ret_code"] == 10006:
+                headers = {"X-Bapi-Limit": "50", "X-Bapi-Limit-Status": "0",
+                           "X-Bapi-Limit-Reset-Timestamp": str(self.server_time_ms() + 200)}
+            envelope = self._envelope(fault["ret_code"], "Too many visits!" if fault["ret_code"] == 10006
+                                      else "injected error", {})
+            self._write(h, 200, json.dumps(envelope).encode(), headers=headers)
             return
 
         routes: dict[str, tuple[bool, Callable[[dict[str, str]], Any]]] = {

@@ -132,6 +132,7 @@ class FakeDiscord:
         self.bucket_id = "a06de2d5c9dc2b4e8f1c2d3e4f5a6b7c"
         self.enforce_bucket = True
         self.latency_s = 0.0
+        self.poison: str | None = None  # an embed containing this text is refused (400 50035)
 
         self.messages: list[dict[str, Any]] = []
         self.rejected: list[dict[str, Any]] = []
@@ -298,6 +299,12 @@ class FakeDiscord:
         with self._lock:
             self._scripted.append([n, make])
 
+    def pass_next(self, n: int) -> None:
+        """The next ``n`` POSTs are processed normally: a placeholder between scripted faults,
+        so that, for instance, the third POST from now can be the 429."""
+        with self._lock:
+            self._scripted.append([n, lambda: None])
+
     def ip_ban(self, n: int) -> None:
         """Next ``n`` POSTs: Cloudflare IP-ban 429 (JSON code 0, no rate-limit headers, no Via)."""
         body = json.dumps({"code": 0, "message": IP_BAN_MESSAGE}).encode()
@@ -458,9 +465,10 @@ class FakeDiscord:
             record["hung"] = True
             self._sleep(hang)
             return _Reply.json(200, {"id": self._next_id(), "channel_id": self.channel_id}, base_headers)
-        if factory is not None:
+        scripted = factory() if factory is not None else None
+        if scripted is not None:
             record["scripted"] = True
-            return factory()
+            return scripted
         if fail_status:
             record["scripted"] = True
             if fail_status == 429:
@@ -500,6 +508,10 @@ class FakeDiscord:
             }}, headers, record)
 
         error = self._validate(payload)
+        if error is None and self.poison and self.poison in json.dumps(payload.get("embeds") or []):
+            # A rule the client did not foresee (say, a bad embed url): Discord names the field.
+            error = {"code": 50035, "message": "Invalid Form Body", "errors": {"embeds": {"0": {"url": {
+                "_errors": [{"code": "URL_TYPE_INVALID_URL", "message": "Not a well formed URL."}]}}}}}
         if error is not None:
             return self._reject(payload, 400, error, headers, record)
 
