@@ -409,7 +409,7 @@ def test_debug_log_shows_each_step_and_no_secret(bybit, discord, run_bot):
                     r'DEBUG private stream: subscribed to execution',
                     r'DEBUG public stream: subscribed to kline\.1\.BTCUSDT',
                     r'DEBUG REST GET /v5/execution/list\?category=linear.*HTTP 200',
-                    r'DEBUG Discord POST 1 embed\(s\) to /webhooks/\d+/\*\*\*: HTTP 200'):
+                    r'DEBUG Discord POST 1 embed\(s\) to /webhooks/\d+/\*\*\* answered HTTP 200'):
         bot.wait_log(pattern, timeout=5)
     assert bot.stop() == 0
     assert_no_secrets(bot.output, bybit.api_secret, discord.token)
