@@ -1935,10 +1935,10 @@ class DiscordSender:
             outcome = self._post({'embeds': [item['embed'] for item in batch]})
         if outcome == 'ok':
             self._done(batch)
-        elif outcome == 'bad_request' and len(batch) > 1:
+        elif outcome == 'bad_request' and step is None:
             with self._cv:  # find the one Discord refuses: each goes alone, in order
                 self._degraded.update((item['id'], 'alone') for item in batch)
-        elif outcome == 'bad_request' and step != 'plain':
+        elif outcome == 'bad_request' and step == 'alone':
             # A 400 on one embed means it broke a rule we did not foresee: the alert is logged
             # in full and goes out as plain text, never dropped in silence.
             log.error('Discord refused an alert; sending it as plain text. The alert: %s',
