@@ -815,7 +815,6 @@ class BybitRest:
     def __init__(self, base_url: str, api_key: str = '', api_secret: str = '',
                  recv_window_ms: int = 5000, timeout: tuple = (5, 10)):
         self.base_url = base_url.rstrip('/')
-        self.host = urllib.parse.urlsplit(self.base_url).netloc
         self.api_key = api_key
         self._secret = api_secret.encode()
         self.recv_window_ms = recv_window_ms
@@ -946,7 +945,7 @@ def network_error(exc: BaseException, url: str, timeout: tuple = ()) -> str:
     if isinstance(exc, requests.exceptions.SSLError) or 'SSL' in kind or 'CERTIFICATE' in text:
         reason = re.search(r'(CERTIFICATE_VERIFY_FAILED[^)"\']*|certificate verify failed[^)"\']*)',
                            text)
-        return f'TLS with {where} failed ({trim(reason.group(1) if reason else cause, 120)})'
+        return f'TLS with {where} failed ({kind}: {trim(reason.group(1) if reason else cause, 120)})'
     if isinstance(exc, requests.exceptions.ConnectTimeout) or 'connect timeout' in text:
         return f'{where} did not accept a connection within {timeout[0] if timeout else "?"} s'
     if isinstance(exc, (requests.exceptions.ReadTimeout, socket.timeout)) or 'timed out' in text:
@@ -1829,10 +1828,17 @@ class BybitWS:
         """The private stream is down (or not up yet): fills from the newest one seen on are owed
         a backfill. The window is fixed now; live fills that come later do not move it."""
         with self._lock:
-            if self._exec_watermark_ms is None or any(g[1] is None for g in self._exec_gaps):
+            gaps = self._exec_gaps
+            if self._exec_watermark_ms is None or any(g[1] is None for g in gaps):
                 return  # nothing seen yet (nothing to miss), or this outage's gap is open
             start = self._exec_watermark_ms - BACKFILL_MARGIN_MS
-            self._exec_gaps.append([start, None])
+            # New lists, never edits: the REST worker may be reading an older gap right now.
+            if gaps and start <= gaps[-1][1]:  # no fill since the last unrecovered gap
+                gaps[-1] = [gaps[-1][0], None]
+            else:
+                gaps.append([start, None])
+            if len(gaps) > 20:  # a recovery failing for days: bounded, at the cost of re-reading
+                gaps[:2] = [[gaps[0][0], gaps[1][1]]]
 
     def _recover_private(self, st: _Stream, first: bool = True) -> None:
         """Backfill over REST what the private stream may have missed while it was down; what
@@ -1852,6 +1858,9 @@ class BybitWS:
                 recovered = self._backfill_executions()
             except BybitError as exc:
                 failure, recovered = exc, None
+        else:
+            with self._lock:
+                self._exec_gaps.clear()
         steps = (('order', self._reconcile_orders), ('position', self._reread_positions),
                  ('wallet', self._reread_wallet))
         for topic, step in steps:
@@ -1879,8 +1888,11 @@ class BybitWS:
         else:
             delay_s = min(300.0, 5.0 * 2 ** min(self._recovery_failures - 1, 6))
         with self._lock:
-            owed = [f'fills {fmt_time_ms(g[0])} to {fmt_time_ms(g[1]) if g[1] else "now"}'
-                    for g in self._exec_gaps] + sorted(self._resync_due)
+            gaps = self._exec_gaps
+            owed = [f'fills {fmt_time_ms(gaps[0][0])} to '
+                    f'{fmt_time_ms(gaps[-1][1]) if gaps[-1][1] else "now"}'
+                    + (f' ({len(gaps)} windows)' if len(gaps) > 1 else '')] if gaps else []
+            owed += sorted(self._resync_due)
             scheduled, self._retry_pending = self._retry_pending, True
         log.warning('recovery after the private reconnect failed (%s); still owed: %s; retrying '
                     'in %s', exc, ', '.join(owed) or 'nothing', duration(delay_s))
@@ -1948,8 +1960,8 @@ class BybitWS:
                         'history (/v5/execution/list)', fmt_time_ms(gap[0]),
                         fmt_time_ms(min(oldest, gap[1])))
             with self._lock:
-                gap[0] = min(oldest, gap[1])
-                self._exec_watermark_ms = max(self._exec_watermark_ms or 0, gap[0])
+                gap[0] = oldest
+                self._exec_watermark_ms = max(self._exec_watermark_ms or 0, oldest)
         recovered = 0
         end = min(gap[1], self.rest.server_now_ms())
         while gap[0] <= end:  # one query spans at most 7 days (docs/v5/order/execution.mdx)
@@ -2331,10 +2343,10 @@ class DiscordSender:
             outcome = self._post({'embeds': [item['embed'] for item in batch]})
         if outcome == 'ok':
             self._done(batch)
-        elif outcome == 'bad_request' and len(batch) > 1:
+        elif outcome == 'bad_request' and step is None:
             with self._cv:  # find the one Discord refuses: each goes alone, in order
                 self._degraded.update((item['id'], 'alone') for item in batch)
-        elif outcome == 'bad_request' and step != 'plain':
+        elif outcome == 'bad_request' and step == 'alone':
             # A 400 on one embed means it broke a rule we did not foresee: the alert is logged
             # in full and goes out as plain text, never dropped in silence.
             log.error('Discord refused an alert; sending it as plain text. The alert: %s',
@@ -2377,10 +2389,10 @@ class DiscordSender:
         try:
             resp = self._session.post(self.url, json=body, timeout=(5, 10))
         except requests.RequestException as exc:
-            log.debug('Discord POST %s to %s: %s after %.2f s', what, self.shown_url,
-                      type(exc).__name__, time.monotonic() - started)
+            log.debug('Discord POST %s to %s failed after %.2f s (%s)', what, self.shown_url,
+                      time.monotonic() - started, type(exc).__name__)
             return self._retry_later(f'{type(exc).__name__}')
-        log.debug('Discord POST %s to %s: HTTP %d in %.2f s (rate limit remaining %s)', what,
+        log.debug('Discord POST %s to %s answered HTTP %d in %.2f s (rate limit left %s)', what,
                   self.shown_url, resp.status_code, time.monotonic() - started,
                   resp.headers.get('X-RateLimit-Remaining', '?'))
         self._pace(resp.headers)

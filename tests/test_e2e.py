@@ -175,7 +175,9 @@ def test_public_only_without_keys_gives_kline_alerts(bybit, discord, run_bot):
     bybit.push_public('kline.1.BTCUSDT', [bybit.make_kline(confirm=True)])
     wait_title(discord, r'^BTCUSDT 1m closed')
     assert bybit.private_connects == 0
-    assert bybit.rest_requests == []
+    # Only Bybit's clock is read (candle windows use it); nothing signed, nothing of an account.
+    assert [r['path'] for r in bybit.rest_requests] == ['/v5/market/time']
+    assert not any('X-BAPI-API-KEY' in r['headers'] for r in bybit.rest_requests)
     assert bot.stop() == 0
     clean(discord)
 

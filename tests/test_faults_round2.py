@@ -4,8 +4,8 @@ Each test names the fault it injects: a failed backfill with a live fill before 
 403, 502, a timeout, retCode 10006), failed order and position resyncs, a gap older than Bybit's
 history, a skewed clock on a first start, a batch Discord refuses with a 429 on the way, a stop
 during slow startup reads, SIGHUP, a closed stdout, a state folder that vanishes or turns
-read-only, unreachable hosts, and what LOG_LEVEL=DEBUG shows. The soak test at the end forces 50
-private reconnects with a fill in each gap.
+read-only, unreachable hosts, and what LOG_LEVEL=DEBUG shows. The soak test forces 50
+private reconnects with a fill in each gap; the last test checks the gap bookkeeping alone.
 """
 
 from __future__ import annotations
@@ -36,6 +36,8 @@ from test_discord_faults import (
     wait_delivered,
     wait_title,
 )
+
+import bybit_ws_notify as notify
 
 EXEC_LIST = '/v5/execution/list'
 
@@ -409,7 +411,7 @@ def test_debug_log_shows_each_step_and_no_secret(bybit, discord, run_bot):
                     r'DEBUG private stream: subscribed to execution',
                     r'DEBUG public stream: subscribed to kline\.1\.BTCUSDT',
                     r'DEBUG REST GET /v5/execution/list\?category=linear.*HTTP 200',
-                    r'DEBUG Discord POST 1 embed\(s\) to /webhooks/\d+/\*\*\*: HTTP 200'):
+                    r'DEBUG Discord POST 1 embed\(s\) to /webhooks/\d+/\*\*\* answered HTTP 200'):
         bot.wait_log(pattern, timeout=5)
     assert bot.stop() == 0
     assert_no_secrets(bot.output, bybit.api_secret, discord.token)
@@ -466,3 +468,20 @@ def test_soak_50_private_reconnects_with_a_fill_in_each_gap(bybit, discord, run_
     assert len(down) == 1 and len(restored) == 1, titles(discord)  # at most one per 10 min
     assert bot.stop() == 0
     assert 'Traceback' not in bot.output
+
+
+# The gap bookkeeping, piece by piece (no sockets) ##############################################
+
+def test_a_gap_is_fixed_when_detected_and_live_fills_do_not_move_it():
+    ws = notify.BybitWS('key', 'secret', symbol='BTCUSDT', channel=['execution'], autostart=False)
+    private = ws._streams[0]
+    ws.seed(exec_watermark_ms=1_000_000)             # the last fill a previous run saw
+    assert ws.unrecovered_since_ms() == 1_000_000 - notify.BACKFILL_MARGIN_MS
+    ws._exec_gaps[0][1] = 2_000_000                  # closed: the stream was back then
+    ws._apply_executions([{'execId': 'live-1', 'execTime': '5000000'}])  # a live fill
+    assert ws.unrecovered_since_ms() == 990_000      # the failed gap still bounds the watermark
+    ws._on_down(private, 'test', 1.0)                # a second outage, after the live fill
+    assert ws._exec_gaps == [[990_000, 2_000_000], [5_000_000 - notify.BACKFILL_MARGIN_MS, None]]
+    ws._on_down(private, 'test', 1.0)                # still down: the open gap goes on
+    assert len(ws._exec_gaps) == 2
+    assert ws.unrecovered_since_ms() == 990_000
