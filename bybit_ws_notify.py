@@ -94,6 +94,9 @@ RECONNECT_MAX_S       = 60       # longest wait between reconnect attempts (back
 EXEC_COALESCE_S       = 1.0      # fills of one order within this window become one alert
 DISCORD_BAN_COOLDOWN_S = 900     # first pause after Discord bans our IP; doubles each time
 DISCORD_RETRY_MAX_S   = 30       # longest wait between retries while Discord is unreachable
+REST_TIMEOUT_S        = 10       # how long a Bybit REST answer may take; then it is retried later
+DISCORD_TIMEOUT_S     = 10       # how long Discord may take to answer a post; then it is retried
+STOP_DRAIN_S          = 10       # at a stop, how long queued alerts may take to reach Discord
 LOG_LEVEL             = 'INFO'   # DEBUG, INFO, WARNING, ERROR
 LOG_FILE              = ''       # empty: log to stderr only. Else also here, rotated at 10 MB
 
@@ -149,6 +152,9 @@ class Settings(NamedTuple):
     exec_coalesce_s: float
     ban_cooldown_s: float
     retry_max_s: float
+    rest_timeout_s: float
+    discord_timeout_s: float
+    drain_s: float
     log_level: str
     log_file: str
 
@@ -295,6 +301,16 @@ _SPEC = (
     _Setting('DISCORD_RETRY_MAX_S', 'retry_max_s', _number(0.5, 600),
              'Longest wait between retries while Discord is unreachable (5xx, timeouts); the '
              'wait doubles from 1 s up to this.'),
+    _Setting('REST_TIMEOUT_S', 'rest_timeout_s', _number(1, 60),
+             'Seconds a Bybit REST answer may take. A read that takes longer is abandoned and '
+             'retried later; recovery windows stay open until it succeeds.'),
+    _Setting('DISCORD_TIMEOUT_S', 'discord_timeout_s', _number(1, 60),
+             'Seconds Discord may take to answer a post. A post that takes longer is retried '
+             '(Discord has no idempotency key: a late answer can mean a duplicate).'),
+    _Setting('STOP_DRAIN_S', 'drain_s', _number(1, 120),
+             'At a stop, how long queued alerts may take to reach Discord before the rest are '
+             'kept in the state file. A stop takes at most this plus about 2 s: keep systemd\'s '
+             '`TimeoutStopSec` above it.'),
     _Setting('LOG_LEVEL', 'log_level', _as_level, '`DEBUG`, `INFO`, `WARNING` or `ERROR`.'),
     _Setting('LOG_FILE', 'log_file', _as_text,
              'Empty: logs go to stderr only. A path: also to this file, rotated at 10 MB with 5 '
@@ -814,6 +830,7 @@ class BybitRest:
 
     def __init__(self, base_url: str, api_key: str = '', api_secret: str = '',
                  recv_window_ms: int = 5000, timeout: tuple = (5, 10)):
+        # (connect, read) seconds, as requests takes them
         self.base_url = base_url.rstrip('/')
         self.api_key = api_key
         self._secret = api_secret.encode()
@@ -2183,7 +2200,7 @@ class DiscordSender:
 
     def __init__(self, url: str, *, on_change: Callable[[], None] | None = None,
                  ban_cooldown_s: float = 900.0, retry_max_s: float = 30.0,
-                 backlog: Iterable = ()):
+                 timeout_s: float = 10.0, backlog: Iterable = ()):
         webhook_id, token = parse_webhook_url(url)
         register_secret(token)
         parts = urllib.parse.urlsplit(url.strip())
@@ -2198,6 +2215,7 @@ class DiscordSender:
         self.on_change = on_change or (lambda: None)
         self.ban_cooldown_s = ban_cooldown_s
         self.retry_max_s = retry_max_s
+        self.timeout = (min(5.0, timeout_s), timeout_s)  # (connect, read), as requests takes them
         self.abandoned = False  # a second Ctrl-C: stop() waits no longer
         self._cv = threading.Condition()
         self._seq = self._persisted_seq = 0
@@ -2387,7 +2405,7 @@ class DiscordSender:
         what = f"{len(body['embeds'])} embed(s)" if 'embeds' in body else 'plain text'
         started = time.monotonic()
         try:
-            resp = self._session.post(self.url, json=body, timeout=(5, 10))
+            resp = self._session.post(self.url, json=body, timeout=self.timeout)
         except requests.RequestException as exc:
             log.debug('Discord POST %s to %s failed after %.2f s (%s)', what, self.shown_url,
                       time.monotonic() - started, type(exc).__name__)
@@ -3895,7 +3913,8 @@ def run_check(env: Any, send_test: bool) -> int:
     if any(not is_private_topic(topic) for topic in main_topics(cfg)):
         _check_stream(rows, 'Public stream', 'BYBIT_WS_PUBLIC_URL', cfg.public_url,
                       {'req_id': 'check', 'op': 'ping'})
-    rest = BybitRest(cfg.rest_url, cfg.api_key, cfg.api_secret)
+    rest = BybitRest(cfg.rest_url, cfg.api_key, cfg.api_secret,
+                     timeout=(min(5.0, cfg.rest_timeout_s), cfg.rest_timeout_s))
     host = urllib.parse.urlsplit(cfg.rest_url).hostname
     offset_ms = None
     step, detail = probe_host(cfg.rest_url)
@@ -4009,7 +4028,7 @@ def send_test_alerts(cfg: Settings) -> CheckRow:
             console.send(embed)
         return CheckRow('✓', 'Test alerts', f'{len(alerts)} printed above (console mode)')
     sender = DiscordSender(cfg.webhook_url, ban_cooldown_s=cfg.ban_cooldown_s,
-                           retry_max_s=cfg.retry_max_s)
+                           retry_max_s=cfg.retry_max_s, timeout_s=cfg.discord_timeout_s)
     for embed in alerts:
         sender.send(embed)
     sender.mark_persisted(None)  # nothing to persist: these are not account events
@@ -4074,7 +4093,8 @@ def main(argv: list | None = None) -> int:
     backlog = _state_get(state or {}, 'outbox', list, [])
     if cfg.discord_notify:
         sender = DiscordSender(cfg.webhook_url, ban_cooldown_s=cfg.ban_cooldown_s,
-                               retry_max_s=cfg.retry_max_s, backlog=backlog)
+                               retry_max_s=cfg.retry_max_s, timeout_s=cfg.discord_timeout_s,
+                               backlog=backlog)
     else:
         sender = ConsoleSender()
         for item in backlog:
@@ -4094,6 +4114,7 @@ def main(argv: list | None = None) -> int:
                  watchdog_s=cfg.watchdog_s, down_alert_s=cfg.down_alert_s, autostart=False)
     ws.backoff_cap_s = cfg.reconnect_max_s
     rest = ws.rest  # one REST client, so the clock correction serves the websocket auth too
+    rest.timeout = (min(5.0, cfg.rest_timeout_s), cfg.rest_timeout_s)
     had_watermark = bool(_state_get(state or {}, 'exec_watermark_ms', int, 0))
 
     def startup_reads() -> dict | None:
@@ -4172,14 +4193,14 @@ def main(argv: list | None = None) -> int:
             except _Stopped:
                 break
 
-    # Stopping takes at most DRAIN_S plus about a second, whatever is in flight: REST calls
+    # Stopping takes at most STOP_DRAIN_S plus about a second, whatever is in flight: REST calls
     # and a Discord post in progress are abandoned (their threads are daemons), not waited for.
     log.info('stopping (%s): flushing alerts', stop_reason[0] or 'stop')
     stopping = time.monotonic()
     ws.close(timeout_s=0.5)
     notifier.stop()
     sender.send(format_shutdown(stop_reason[0] or 'stop', time.monotonic() - started))
-    delivered = sender.stop(timeout_s=max(DRAIN_S - (time.monotonic() - stopping), 1.0))
+    delivered = sender.stop(timeout_s=max(cfg.drain_s - (time.monotonic() - stopping), 1.0))
     saved = saver.stop()
     if not delivered and saved:
         log.warning('%d alert(s) not delivered yet; kept in %s for the next start',
@@ -4193,9 +4214,6 @@ def main(argv: list | None = None) -> int:
         return 130  # interrupted twice: saved, but not the graceful stop
     log.info('stopped')
     return 0
-
-
-DRAIN_S = 10.0  # at a stop, how long queued alerts may take to reach Discord
 
 
 class _Stopped(Exception):

@@ -113,7 +113,7 @@ def base_env(bybit: FakeBybit, discord: FakeDiscord, state_file: Path) -> dict[s
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(('BYBIT_', 'DISCORD_')) and k not in (
                'STATE_FILE', 'DOWN_ALERT_S', 'PING_INTERVAL_S', 'WATCHDOG_S', 'EXEC_COALESCE_S',
-               'LOG_LEVEL', 'LOG_FILE', 'RECONNECT_MAX_S')}
+               'LOG_LEVEL', 'LOG_FILE', 'RECONNECT_MAX_S', 'REST_TIMEOUT_S', 'STOP_DRAIN_S')}
     env.update(bybit.env('linear'))
     env.update(BYBIT_SYMBOL='BTCUSDT', DISCORD_NOTIFY='true', DISCORD_WEBHOOK_URL=discord.url,
                STATE_FILE=str(state_file), PING_INTERVAL_S='1', WATCHDOG_S='3',

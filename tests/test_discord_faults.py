@@ -259,8 +259,8 @@ def test_401_invalid_token_stops_sending_and_keeps_the_queue(
 
 def test_timeout_is_retried_and_the_alert_arrives(
         run_bot: RunBot, bybit: FakeBybit, discord: FakeDiscord) -> None:
-    bot = start_ready(run_bot, bybit, discord)
-    discord.hang_next(1, 15)  # longer than the sender's 10 s read timeout
+    bot = start_ready(run_bot, bybit, discord, DISCORD_TIMEOUT_S='2')
+    discord.hang_next(1, 5)  # longer than the sender's read timeout (DISCORD_TIMEOUT_S=2)
     exec_id = push_fill(bybit, 0)
 
     wait_delivered(discord, [exec_id], timeout=40)

@@ -66,7 +66,7 @@ def inject(bybit, fault: str, path: str = EXEC_LIST) -> None:
     elif fault == '10006':
         bybit.fail_rest(path, times=5, ret_code=10006)  # more than the client's own 5 tries
     elif fault == 'timeout':
-        bybit.fail_rest(path, hang_s=16)                # past the client's read timeout
+        bybit.fail_rest(path, hang_s=6)                 # past the read timeout (REST_TIMEOUT_S=2)
     else:
         raise ValueError(fault)
 
@@ -76,7 +76,7 @@ def _gap_with_a_failed_backfill(bybit, discord, run_bot, tmp_path: Path, fault: 
     the first backfill fails with `fault`, and a live fill comes before any retry."""
     now = bybit.server_time_ms()
     write_state(tmp_path / 'state.json', exec_watermark_ms=now - 120_000)  # a previous run
-    bot = start_ready(run_bot, bybit, discord)
+    bot = start_ready(run_bot, bybit, discord, REST_TIMEOUT_S='2')
     seen = push_fill(bybit, 0, execTime=str(now - 60_000))
     wait_delivered(discord, [seen])
 
@@ -265,7 +265,7 @@ def test_sigterm_during_slow_startup_reads_stops_at_once_and_saves(bybit, discor
 
 
 def test_worst_case_stop_rest_hanging_and_discord_hanging(bybit, discord, run_bot, tmp_path):
-    bot = start_ready(run_bot, bybit, discord)
+    bot = start_ready(run_bot, bybit, discord, STOP_DRAIN_S='3')
     bybit.fail_rest(EXEC_LIST, hang_s=30)          # the recovery's first read never answers
     bybit.drop('private')
     wait_until(lambda: not bybit.rest_fault_pending(), 10, 'the recovery read to hang')
@@ -276,7 +276,7 @@ def test_worst_case_stop_rest_hanging_and_discord_hanging(bybit, discord, run_bo
     assert bot.wait_exit(timeout=30) == 0
     took_s = time.monotonic() - asked
     print(f'worst-case stop took {took_s:.2f} s')
-    assert took_s < 12, bot.output
+    assert took_s < 3 + 2, bot.output              # STOP_DRAIN_S + 2 s
     state = read_state(tmp_path / 'state.json')
     assert [i['embed']['title'] for i in state['outbox']] == [STOPPED]  # kept for next start
 
