@@ -1447,14 +1447,17 @@ class BybitWS:
             log.warning('%s stream down (%s); reconnecting in %.1f s', st.kind, reason, retry_s)
         self._emit_status({'event': 'disconnected', 'stream': st.kind, 'reason': reason})
 
-    def _on_ready(self, st: _Stream, recovered_fills: int | None = None) -> None:
+    def _on_ready(self, st: _Stream, recovered_fills: int | None = None,
+                  complete: bool = True) -> None:
         with self._lock:
             down_since, reported = st.down_since, st.down_reported
             first = not st.ever_up
             st.ever_up, st.down_since, st.down_reported = True, None, False
             self.data['connection'] = all(s.ready for s in self._streams)
         log.info('%s stream ready: %s', st.kind, ', '.join(st.topics) or 'no topics')
-        self._emit_status({'event': 'ready', 'stream': st.kind, 'first': first})
+        # complete: False when part of the private recovery failed and is still owed (retried)
+        self._emit_status({'event': 'ready', 'stream': st.kind, 'first': first,
+                           'complete': complete})
         if down_since is not None and (reported or not first):
             self._emit_status({'event': 'restored', 'stream': st.kind, 'reported': reported,
                                'down_s': time.monotonic() - down_since,
@@ -1868,7 +1871,7 @@ class BybitWS:
         if self.rest.clock_measured_at is None or \
                 time.monotonic() - self.rest.clock_measured_at > CLOCK_RESYNC_S:
             self._sync_clock()
-        recovered: int | None = 0
+        recovered: int | None = None  # None: fills are not watched, so none to count
         failure: BybitError | None = None
         if 'execution' in topics:
             try:
@@ -1894,7 +1897,9 @@ class BybitWS:
         else:
             self._recovery_failures = 0
         if first and st.ready:
-            self._on_ready(st, recovered)
+            self._on_ready(st, recovered, complete=failure is None)
+        elif failure is None:  # a retry made up for what the first recovery owed
+            self._emit_status({'event': 'resynced', 'stream': st.kind})
 
     def _recovery_failed(self, st: _Stream, exc: BybitError) -> None:
         if exc.code == 'stopped':
@@ -3422,7 +3427,10 @@ class Notifier:
     def on_status(self, ws: BybitWS | None, event: dict) -> None:
         kind, stream = event.get('event'), event.get('stream')
         with self._lock:
-            if kind == 'ready' and stream == 'private':
+            # The first private resync's REST rows are the baseline of a first start, until the
+            # whole resync has succeeded (a failed step is retried, and its rows are baseline too).
+            if stream == 'private' and (kind == 'resynced' or (
+                    kind == 'ready' and event.get('complete', True))):
                 self.baseline_pending = False
             if kind == 'down':
                 # No storm while a connection flaps: one down alert per stream per 10 minutes.
@@ -4084,9 +4092,12 @@ def main(argv: list | None = None) -> int:
 
     sender: Any = None
     # SIGHUP is what a closed terminal or `tmux kill-session` sends: a clean stop like SIGTERM.
+    # Under nohup it is ignored on purpose (the README's recipe): then it stays ignored.
     for name in ('SIGINT', 'SIGTERM', 'SIGHUP'):
-        if hasattr(signal, name):
-            signal.signal(getattr(signal, name), on_signal)
+        number = getattr(signal, name, None)
+        if number is not None and not (name == 'SIGHUP' and
+                                       signal.getsignal(number) is signal.SIG_IGN):
+            signal.signal(number, on_signal)
     started = time.monotonic()
     store = StateFile(cfg.state_file)
     state = store.load()

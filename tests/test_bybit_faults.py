@@ -227,6 +227,18 @@ def test_candles_closed_during_a_public_outage_are_recovered(bybit, discord, run
     clean(discord)
 
 
+def test_restored_alert_counts_no_fills_when_fills_are_not_watched(bybit, discord, run_bot):
+    bot = run_bot(BYBIT_EXECUTION_NOTIFY='false')
+    bot.wait_log('private stream ready')
+    wait_title(discord, 'bybit-ws-notify started')
+    bybit.reject_handshake_status = 503      # down past DOWN_ALERT_S (2 s)
+    bybit.drop('private')
+    wait_title(discord, r'^Private stream down for')
+    bybit.reject_handshake_status = None
+    embed = wait_title(discord, r'^Private stream restored', timeout=20)
+    assert 'fill' not in embed['description'], embed   # not "0 fill(s) recovered": none watched
+
+
 def test_outage_from_the_start_alerts_down_then_restored(bybit, discord, run_bot):
     bybit.reject_handshake_status = 503       # the private stream cannot connect at first
     bot = run_bot()

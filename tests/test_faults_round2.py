@@ -293,6 +293,29 @@ def test_sighup_is_a_clean_stop(bybit, discord, run_bot, tmp_path):
     assert bot.count_log('INFO stopped$') == 1
 
 
+def test_under_nohup_sighup_stays_ignored(bybit, discord, tmp_path):
+    # The README's nohup recipe: nohup sets SIGHUP to "ignore", and a logout must not stop it.
+    env = base_env(bybit, discord, tmp_path / 'state.json')
+    log_path = tmp_path / 'bot.log'
+    with open(log_path, 'w', encoding='utf-8') as out:
+        proc = subprocess.Popen(['nohup', sys.executable, str(SCRIPT)], env=env,
+                                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            wait_title(discord, STARTED)
+            proc.send_signal(signal.SIGHUP)
+            time.sleep(1.0)
+            assert proc.poll() is None, log_path.read_text()   # still running
+            push_fill(bybit, 0)
+            wait_until(lambda: any(t.startswith('Fill:') for t in titles(discord)), 10,
+                       'a fill alert after the SIGHUP')
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=20) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    assert STOPPED in titles(discord) and 'SIGHUP' not in log_path.read_text()
+
+
 def test_console_mode_survives_a_closed_stdout(bybit, discord, tmp_path):
     env = base_env(bybit, discord, tmp_path / 'state.json')
     env['DISCORD_NOTIFY'] = 'false'

@@ -130,6 +130,20 @@ def test_first_start_learns_the_account_silently_and_the_startup_alert_comes_fir
     assert fields(sink.embeds[-1])['Size'] == '0.5 → 0.8 BTC'
 
 
+def test_first_start_baseline_lasts_until_the_whole_first_resync_succeeded() -> None:
+    # The first resync's order read failed (10006, say) and is retried: the rows of the retry are
+    # still the baseline, so an order placed before the bot ever started is not alerted.
+    sink, clock = Sink(), Clock()
+    policy = bot.Notifier(settings(), sink, None, clock=clock)
+    policy.post_startup({'title': 'bybit-ws-notify started'})
+    policy.on_status(None, {'event': 'ready', 'stream': 'private', 'complete': False})
+    policy.on_order(None, [dict(order('New', 1, orderId='o-before-start'), recovered=True)])
+    assert sink.titles == ['bybit-ws-notify started']
+    policy.on_status(None, {'event': 'resynced', 'stream': 'private'})
+    policy.on_order(None, [dict(order('Filled', 2, orderId='o-before-start'), recovered=True)])
+    assert sink.titles[-1].startswith('Order Filled: ')  # after the baseline: news again
+
+
 def test_alerts_held_before_startup_are_in_the_state_file_and_released_on_stop() -> None:
     sink, clock = Sink(), Clock()
     policy = bot.Notifier(settings(), sink, None, clock=clock)
