@@ -193,10 +193,6 @@ def _number(low: float, high: float) -> Callable[[str, Any], float]:
     return parse
 
 
-def _as_number(name: str, value: Any, low: float, high: float) -> float:
-    return _number(low, high)(name, value)
-
-
 def _as_symbol(name: str, value: Any) -> str:
     symbol = str(value).strip().upper()
     if not re.fullmatch(r'[A-Z0-9-]{3,40}', symbol):
@@ -514,7 +510,10 @@ def shown_value(row: _Setting, value: Any) -> str:
     """A setting's value as --help shows it: secrets masked, the rest as typed."""
     text = str(value)
     if row.secret and text:
-        return mask_url(text) if row.name == 'DISCORD_WEBHOOK_URL' else f'{text[:4]}*** (set)'
+        if row.name == 'DISCORD_WEBHOOK_URL':
+            return mask_url(text)
+        # The key's first characters tell which key it is; of the secret nothing is shown.
+        return f'{text[:4]}*** (set)' if row.name == 'BYBIT_API_KEY' else '*** (set)'
     return repr(text) if text == '' else text
 
 
@@ -1089,7 +1088,6 @@ class _FrameReader:
     @classmethod
     def for_connection(cls, ws: websocket.WebSocket) -> Callable[[], tuple]:
         """The fastest recv_data for this connection: this reader's, or websocket-client's."""
-        import socket  # only here: the rest of the file never touches raw sockets
         if cls.disabled or not isinstance(ws.sock, socket.socket) or \
                 not hasattr(ws, 'cont_frame'):
             return ws.recv_data
@@ -1334,14 +1332,23 @@ class BybitWS:
         self._auth_event.wait(timeout)
         return self._auth_result
 
+    @property
+    def watches_fills(self) -> bool:
+        """True when a private stream carries executions: only then are fills owed a backfill."""
+        return any(st.kind == 'private' and any(t.split('.', 1)[0] == 'execution'
+                                                for t in st.topics) for st in self._streams)
+
     def seed(self, exec_watermark_ms: int | None = None, exec_ids: Iterable = (),
-             open_orders: dict | None = None, position_symbols: Iterable = ()) -> None:
+             open_orders: dict | None = None, position_symbols: Iterable = (),
+             first_start: bool = False) -> None:
         """Restore what a previous run knew, so the first connect backfills what it missed:
-        every fill after exec_watermark_ms (Bybit's clock) is recovered."""
+        every fill after exec_watermark_ms (Bybit's clock) is recovered. On a first start the
+        watermark is the start itself: a fill from before it is not news, so no margin."""
         with self._lock:
             self._exec_watermark_ms = exec_watermark_ms
             self._exec_gaps.clear()
-            self._open_gap()
+            if self.watches_fills:
+                self._open_gap(0 if first_start else BACKFILL_MARGIN_MS)
             for exec_id in exec_ids:
                 self._seen_exec.add(exec_id)
             for order_id, order in (open_orders or {}).items():
@@ -1844,14 +1851,14 @@ class BybitWS:
 
     # -- recovery after a private (re)connect --------------------------------------------------
 
-    def _open_gap(self) -> None:
+    def _open_gap(self, margin_ms: int = BACKFILL_MARGIN_MS) -> None:
         """The private stream is down (or not up yet): fills from the newest one seen on are owed
         a backfill. The window is fixed now; live fills that come later do not move it."""
         with self._lock:
             gaps = self._exec_gaps
             if self._exec_watermark_ms is None or any(g[1] is None for g in gaps):
                 return  # nothing seen yet (nothing to miss), or this outage's gap is open
-            start = self._exec_watermark_ms - BACKFILL_MARGIN_MS
+            start = self._exec_watermark_ms - margin_ms
             # New lists, never edits: the REST worker may be reading an older gap right now.
             if gaps and start <= gaps[-1][1]:  # no fill since the last unrecovered gap
                 gaps[-1] = [gaps[-1][0], None]
@@ -2056,7 +2063,7 @@ class BybitWS:
         # The balance is at least as new as the moment it was asked for: a live wallet message
         # created after that moment is newer (LatestKnown). Less 1 s, as far as a signed request
         # may run ahead of Bybit's clock (docs/v5/guide.mdx), so no newer message is dropped.
-        asked_ms = now_ms() + self.rest.clock_offset_ms - 1000
+        asked_ms = self.rest.server_now_ms() - 1000
         result = self.rest.get('/v5/account/wallet-balance',
                                {'accountType': 'UNIFIED',
                                 'coin': settle_coin(self.category, self.symbol)})
@@ -2271,6 +2278,7 @@ class DiscordSender:
             overflow = len(self._queue) - self.max_queue
             for _ in range(max(overflow, 0)):  # bounded: the oldest go, each logged in full
                 lost = self._queue.popleft()
+                self._degraded.pop(lost['id'], None)
                 log.error('alert queue full (%d): dropped the oldest alert: %s', self.max_queue,
                           embed_text(lost['embed']).replace('\n', ' | '))
             self._cv.notify_all()
@@ -2313,8 +2321,10 @@ class DiscordSender:
             self._stopping = True
             self._cv.notify_all()
             empty = not self._queue
-        if self._thread is not None:  # a post in flight is not waited for past the deadline
-            self._thread.join(timeout=max(deadline - time.monotonic(), 0.1))
+        # A post in flight is not waited for past the deadline, nor once a second Ctrl-C came.
+        while self._thread is not None and self._thread.is_alive() and not self.abandoned and \
+                time.monotonic() < deadline:
+            self._thread.join(timeout=min(0.1, max(deadline - time.monotonic(), 0.01)))
         return empty
 
     # -- the sender thread ---------------------------------------------------------------------
@@ -3513,7 +3523,11 @@ class Notifier:
             wallet = dict(self.wallet)
             if self._wallet_pending:
                 wallet[self._coin] = self._wallet_pending['before']
-            if self.ws is not None:  # fills in a gap not yet backfilled are owed a recovery
+            if self.ws is not None and not self.ws.watches_fills:
+                # Fills are not watched: none is owed, so a later run that watches them starts
+                # from when this one stopped, not from the last fill it ever saw.
+                watermark = self.ws.rest.server_now_ms()
+            elif self.ws is not None:  # fills in a gap not yet backfilled are owed a recovery
                 gap_ms = self.ws.unrecovered_since_ms()
                 if gap_ms is not None:
                     watermark = min(watermark, gap_ms)
@@ -4067,7 +4081,12 @@ def main(argv: list | None = None) -> int:
     except SettingError as exc:
         print(f'bybit_ws_notify: bad setting: {redact(str(exc))}', file=sys.stderr)
         return 2
-    setup_logging(cfg.log_level, cfg.log_file)
+    try:
+        setup_logging(cfg.log_level, cfg.log_file)
+    except OSError as exc:  # the log file's folder missing or read-only: a setting to fix
+        print(f'bybit_ws_notify: bad setting: LOG_FILE={cfg.log_file!r}: {exc.strerror} '
+              f'({errno.errorcode.get(exc.errno, exc.errno)})', file=sys.stderr)
+        return 2
     register_secret(cfg.api_secret)
     for warning in setting_warnings(cfg):
         log.warning(warning)
@@ -4163,7 +4182,8 @@ def main(argv: list | None = None) -> int:
                 exec_ids=notifier.alerted_exec.items(),
                 open_orders={k: v for k, v in notifier.open_orders.items() if isinstance(v, dict)},
                 position_symbols=[v['symbol'] for v in notifier.positions.values()
-                                  if isinstance(v, dict) and 'symbol' in v])
+                                  if isinstance(v, dict) and 'symbol' in v],
+                first_start=not had_watermark)
     saver.start()
     sender.start()
     notifier.start()
@@ -4195,7 +4215,7 @@ def main(argv: list | None = None) -> int:
                                     'expires': key['expires']})
         if stop.wait(60):
             break
-        if key is not None and time.monotonic() >= next_key_check:
+        if cfg.has_keys and time.monotonic() >= next_key_check:  # even if the first read failed
             next_key_check = time.monotonic() + 86400
             try:
                 key = until_stopped(lambda: check_key(rest), stop)

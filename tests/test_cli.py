@@ -216,6 +216,8 @@ def test_help_lists_every_setting_with_its_value_and_masks_secrets(env: dict[str
     for flag in ('--check', '--send-test', '--help', '--version'):
         assert flag in result.stdout
     assert_no_secrets(result.stdout, bybit.api_secret, discord.token)
+    assert bybit.api_secret[:8] not in result.stdout  # not even the secret's first characters
+    assert '  BYBIT_API_SECRET        *** (set)  (env)' in result.stdout
     assert '/webhooks/' in result.stdout  # the URL is shown, its token masked
 
 
@@ -294,6 +296,14 @@ def test_log_file_gets_the_log_redacted(run_bot, tmp_path: Path, bybit: FakeBybi
     text = log_file.read_text(encoding='utf-8')
     assert 'private stream ready' in text and 'stopped' in text
     assert_no_secrets(text, bybit.api_secret, discord.token)
+
+
+def test_log_file_that_cannot_be_opened_is_one_line(env: dict[str, str], tmp_path: Path) -> None:
+    env['LOG_FILE'] = str(tmp_path)  # a folder: it cannot be opened as a file (root or not)
+    result = run(env)
+    assert result.returncode == 2
+    expected = f"bybit_ws_notify: bad setting: LOG_FILE={env['LOG_FILE']!r}: Is a directory (EISDIR)"
+    assert result.stderr.strip().splitlines() == [expected], result.stderr
 
 
 def test_log_file_rotates(tmp_path: Path) -> None:

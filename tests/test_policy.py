@@ -426,3 +426,29 @@ def test_trouble_is_not_held_back_behind_the_startup_alert() -> None:
     policy = bot.Notifier(settings(), sink, None, clock=clock)
     policy.on_status(None, {'event': 'down', 'stream': 'private', 'down_s': 60})
     assert sink.titles == ['Private stream down for 60 s']
+
+
+def bybitws(channel: list[str]) -> bot.BybitWS:
+    """A BybitWS that never connects (autostart off; its REST points nowhere it would use)."""
+    return bot.BybitWS('key', 'secret', symbol='BTCUSDT', channel=channel, autostart=False,
+                       rest_url='http://127.0.0.1:9')
+
+
+def test_a_first_start_owes_no_fill_from_before_it_started() -> None:
+    ws = bybitws(['execution'])
+    ws.seed(exec_watermark_ms=1_700_000_000_000, first_start=True)
+    assert ws.unrecovered_since_ms() == 1_700_000_000_000          # from the start itself
+    ws.seed(exec_watermark_ms=1_700_000_000_000)                    # a restart: the last fill seen
+    assert ws.unrecovered_since_ms() == 1_700_000_000_000 - bot.BACKFILL_MARGIN_MS
+
+
+def test_a_bot_that_does_not_watch_fills_saves_when_it_stopped_not_an_old_watermark() -> None:
+    # Months of public-only or BYBIT_EXECUTION_NOTIFY=false, then fills switched on: the backfill
+    # must start at the last stop, not re-alert every fill since an old watermark.
+    policy, _, _ = notifier({'exec_watermark_ms': 1_600_000_000_000},
+                            BYBIT_EXECUTION_NOTIFY='false')
+    policy.ws = ws = bybitws(['order', 'position', 'wallet'])
+    ws.seed(exec_watermark_ms=policy.exec_watermark_ms)
+    assert ws.unrecovered_since_ms() is None
+    before = bot.now_ms()
+    assert policy.snapshot()['exec_watermark_ms'] >= before

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from pathlib import Path
 
@@ -80,3 +81,16 @@ def test_sender_posts_only_what_the_state_file_holds(discord):
     finally:
         assert sender.stop(timeout_s=5)
     assert all(m['payload']['allowed_mentions'] == {'parse': []} for m in discord.messages)
+
+
+def test_a_second_ctrl_c_ends_the_wait_for_a_post_in_flight(discord):
+    # main() sets `abandoned` on a second Ctrl-C; stop() must return at once, not when the hung
+    # post times out, so the last save runs before the process leaves.
+    sender = bot.DiscordSender(discord.url)
+    sender.start()
+    discord.hang_next(1, 8)
+    sender.send({'title': 'stuck'})
+    sender.mark_persisted(None)
+    threading.Timer(0.5, setattr, (sender, 'abandoned', True)).start()
+    assert sender.stop(timeout_s=10) is False       # it is still queued: kept for the next start
+    assert sender._thread.is_alive()                # returned while the post was still hanging
