@@ -188,6 +188,7 @@ def test_5xx_outage_backs_off_then_delivers_everything(
     assert 5 <= failed <= 9, discord.dump()
     assert bot.count_log('Discord unreachable') == 1, bot.output  # throttled, not one per retry
     assert bot.count_log(r'Discord unreachable \(HTTP 502\)') == 1
+    bot.wait_log('Discord is delivering again', timeout=5)  # logged just after the post it follows
     assert bot.count_log('Discord is delivering again') == 1, bot.output
     assert bot.stop() == 0
     assert_discord_clean(discord)

@@ -59,7 +59,8 @@ def test_quick_start_in_a_fresh_folder(tmp_path: Path, bybit: FakeBybit,
                                        discord: FakeDiscord) -> None:
     folder = tmp_path / 'bybit-ws-notify'
     folder.mkdir()
-    for name in ('bybit_ws_notify.py', 'requirements.txt', 'requirements-dev.txt', 'README.md'):
+    for name in ('bybit_ws_notify.py', 'requirements.txt', 'requirements-dev.txt', 'README.md',
+                 '.pytest.ini'):
         shutil.copy(ROOT / name, folder / name)
     shutil.copytree(ROOT / 'tests', folder / 'tests',
                     ignore=shutil.ignore_patterns('__pycache__', '.hypothesis'))
