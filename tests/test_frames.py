@@ -19,10 +19,12 @@ import ssl
 import struct
 import subprocess
 import threading
+import time
 from pathlib import Path
 
 import pytest
 import websocket
+from fake_bybit import FakeBybit
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -230,3 +232,28 @@ def test_reader_over_tls_with_records_split_anywhere(tls_pair, stream, cuts):
     plain = read_all(stream + frame(CLOSE, b''), cuts, use_chunked=False)
     tls = read_all(stream, cuts, use_chunked=True, wrap=tls_pair)
     assert tls[0] == plain[0] and tls[1] == plain[1]
+
+
+@pytest.mark.parametrize('fast_reader', [False, True])
+def test_bybitws_keeps_the_same_book_with_either_reader(fast_reader):
+    # Through a real connection to the fake exchange (websockets' frames, its pings and acks).
+    with FakeBybit() as bybit:
+        ws = bot.BybitWS('', '', symbol='BTCUSDT', channel=['orderbook.50.BTCUSDT'],
+                         public_url=bybit.public_url_for('linear'), fast_reader=fast_reader)
+        try:
+            bybit.wait_subscribed('orderbook.50.BTCUSDT')
+            big = [[f'{90000 - i * 0.5:.1f}', '1'] for i in range(2000)]   # a 64-bit length frame
+            bybit.push_public('orderbook.50.BTCUSDT', {'s': 'BTCUSDT', 'b': big,
+                                                       'a': [['90001.0', '2']], 'u': 1, 'seq': 1})
+            for n in range(1, 200):
+                bybit.push_public('orderbook.50.BTCUSDT',
+                                  {'s': 'BTCUSDT', 'b': [[f'{90000 - n * 0.5:.1f}', '0']], 'a': [],
+                                   'u': n + 1, 'seq': n + 1}, type='delta')
+            deadline = time.monotonic() + 10
+            while len(ws.get_orderbooks()['bids']) != 1801 and time.monotonic() < deadline:
+                time.sleep(0.02)
+            book = ws.get_orderbooks()
+            assert book['bids'][0] == (90000.0, 1.0) and book['asks'] == [(90001.0, 2.0)]
+            assert len(book['bids']) == 1801   # 2000 levels less the 199 deleted
+        finally:
+            ws.close()
