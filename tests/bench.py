@@ -44,7 +44,6 @@ import os
 import platform
 import random
 import re
-import shutil
 import signal
 import ssl
 import subprocess
@@ -910,15 +909,9 @@ def tls_context(folder: Path) -> tuple[ssl.SSLContext, Path] | None:
     """A server context with a fresh self-signed certificate for localhost, and the cert's path
     (the clients trust it through SSL_CERT_FILE and WEBSOCKET_CLIENT_CA_BUNDLE); None without
     openssl."""
-    if shutil.which('openssl') is None:
-        return None
-    cert, key = folder / 'cert.pem', folder / 'key.pem'
-    subprocess.run(['openssl', 'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1',
-                    '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost',
-                    '-keyout', str(key), '-out', str(cert)], check=True, capture_output=True)
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(cert, key)
-    return context, cert
+    sys.path.insert(0, str(TESTS))
+    from selfsigned import localhost_cert
+    return localhost_cert(folder)
 
 
 def book_rows(report: Report, kind: str, label: str, last: dict, ref: tuple,

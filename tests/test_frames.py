@@ -13,20 +13,18 @@ from __future__ import annotations
 import contextlib
 import os
 import random
-import shutil
 import socket
 import ssl
 import struct
-import subprocess
 import threading
 import time
-from pathlib import Path
 
 import pytest
 import websocket
 from fake_bybit import FakeBybit
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from selfsigned import localhost_cert
 
 import bybit_ws_notify as bot
 
@@ -211,15 +209,10 @@ def test_an_unexpected_error_turns_the_reader_off_for_later_connections(monkeypa
 
 @pytest.fixture(scope='module')
 def tls_pair(tmp_path_factory) -> tuple:
-    if shutil.which('openssl') is None:
+    made = localhost_cert(tmp_path_factory.mktemp('tls'))
+    if made is None:
         pytest.skip('openssl is needed to make a self-signed certificate')
-    folder: Path = tmp_path_factory.mktemp('tls')
-    cert, key = folder / 'cert.pem', folder / 'key.pem'
-    subprocess.run(['openssl', 'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1',
-                    '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost',
-                    '-keyout', str(key), '-out', str(cert)], check=True, capture_output=True)
-    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    server.load_cert_chain(cert, key)
+    server, cert = made
     client = ssl.create_default_context(cafile=str(cert))  # verified, as in the product
     return server, client
 

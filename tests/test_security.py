@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 import http.server
-import shutil
 import ssl
-import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from conftest import assert_no_secrets
+from selfsigned import localhost_cert
 from test_e2e import clean, started, wait_title
 from websockets.sync.server import serve
 
@@ -20,15 +19,10 @@ from websockets.sync.server import serve
 @pytest.fixture
 def self_signed(tmp_path: Path) -> ssl.SSLContext:
     """A server TLS context with a certificate for localhost that no CA signed."""
-    if shutil.which('openssl') is None:
+    made = localhost_cert(tmp_path)
+    if made is None:
         pytest.skip('openssl is needed to make a self-signed certificate')
-    cert, key = tmp_path / 'cert.pem', tmp_path / 'key.pem'
-    subprocess.run(['openssl', 'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1',
-                    '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost',
-                    '-keyout', str(key), '-out', str(cert)], check=True, capture_output=True)
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(cert, key)
-    return context
+    return made[0]
 
 
 @pytest.fixture
