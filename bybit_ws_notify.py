@@ -4282,4 +4282,8 @@ def until_stopped(fn: Callable[[], Any], stop: threading.Event) -> Any:
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except BrokenPipeError:  # `--help | head`: the reader left; nothing to say, nowhere to say it
+        _silence_stream(sys.stdout)
+        sys.exit(0)

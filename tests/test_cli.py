@@ -393,3 +393,14 @@ def test_shutdown_with_discord_down_says_what_it_waits_for_and_a_second_ctrl_c_d
     state = json.loads((tmp_path / 'state.json').read_text())
     assert [item['embed']['title'].split(':')[0] for item in state['outbox']] == [
         'Fill', 'bybit-ws-notify stopped']
+
+
+def test_help_into_a_pipe_closed_early_is_quiet(env: dict[str, str]) -> None:
+    # `python3 bybit_ws_notify.py --help | head`: head leaves after a few lines.
+    proc = subprocess.Popen([sys.executable, str(SCRIPT), '--help'], env=env, cwd=str(ROOT),
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    proc.stdout.readline()
+    proc.stdout.close()
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0 and b'Traceback' not in err, err.decode()
