@@ -35,6 +35,7 @@ import time
 import uuid
 from collections.abc import Callable, Coroutine, Iterable
 from datetime import datetime, timedelta, timezone
+from decimal import Decimal
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
@@ -45,7 +46,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 HOST = "127.0.0.1"
-PUBLIC_CATEGORIES = ("linear", "inverse", "spot")
+PUBLIC_CATEGORIES = ("linear", "inverse", "spot", "option")
 PRIVATE_PATH = "/v5/private"
 DAY_MS = 86_400_000
 WEEK_MS = 7 * DAY_MS
@@ -56,11 +57,17 @@ _PUBLIC_TOPIC = re.compile(
     r"^(?:orderbook\.(?:1|50|200|1000)|publicTrade|tickers|allLiquidation"
     r"|kline\.(?:1|3|5|15|30|60|120|240|360|720|D|W|M))\." + _SYMBOL + r"$"
 )
+# Option has its own book depths and no kline or allLiquidation topic (orderbook.mdx, kline.mdx).
+_OPTION_TOPIC = re.compile(r"^(?:orderbook\.(?:25|100)|publicTrade|tickers)\." + _SYMBOL + r"$")
 _PRIVATE_TOPIC = re.compile(
     r"^(?:(?:order|execution|execution\.fast)(?:\.(?:spot|linear|inverse|option))?"
     r"|position(?:\.(?:linear|inverse|option))?|wallet|greeks)$"
 )
 _KLINE_INTERVALS = {"1", "3", "5", "15", "30", "60", "120", "240", "360", "720", "D", "W", "M"}
+OPTION_MAX_ARGS = 2000  # docs: "Options: at most 2000 args per connection"
+OPTION_SYMBOL = "BTC-31DEC27-100000-C"  # USDC-settled, expiring on a Friday 08:00 UTC
+# USD prices make_wallet_coins values a coin at unless told otherwise.
+REFERENCE_USD_PRICES = {"USDT": "1", "USDC": "1", "USD": "1", "BTC": "95850", "ETH": "3400", "MNT": "0.8"}
 
 
 def now_ms() -> int:
@@ -95,6 +102,65 @@ def _int(value: Any, default: int = 0) -> int:
 
 def _iso_z(dt: datetime) -> str:
     return dt.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _check_category(category: str, allowed: Iterable[str]) -> None:
+    """ValueError unless ``category`` is one a factory can make (spot has no positions)."""
+    if category not in allowed:
+        raise ValueError(f"category {category!r} not in {tuple(allowed)}")
+
+
+def _dec(value: Decimal) -> str:
+    """A decimal string the way Bybit writes them: at most 8 places, no exponent, no trailing 0."""
+    text = format(value.quantize(Decimal("0.00000001")).normalize(), "f")
+    return "0" if text in ("-0", "") else text
+
+
+def _wallet_coin_row(coin: str, balance: str, usd_value: str) -> dict[str, Any]:
+    """One ``coin[]`` row of a UNIFIED wallet: ``balance`` in the coin, nothing locked or borrowed."""
+    return {
+        "coin": coin,
+        "equity": balance,
+        "usdValue": usd_value,
+        "walletBalance": balance,
+        "availableToWithdraw": "",
+        "availableToBorrow": "",
+        "borrowAmount": "0",
+        "accruedInterest": "0",
+        "totalOrderIM": "0",
+        "totalPositionIM": "0",
+        "totalPositionMM": "0",
+        "unrealisedPnl": "0",
+        "cumRealisedPnl": "0",
+        "bonus": "0",
+        "collateralSwitch": True,
+        "marginCollateral": True,
+        "locked": "0",
+        "spotHedgingQty": "0",
+        "spotBorrow": "0",
+    }
+
+
+def _wallet_account(coins: list[dict[str, Any]], total_usd: str) -> dict[str, Any]:
+    """A UNIFIED account around ``coins`` whose USD totals are all ``total_usd`` (no margin in use)."""
+    return {
+        "accountIMRate": "0",
+        "accountIMRateByMp": "0",
+        "accountMMRate": "0",
+        "accountMMRateByMp": "0",
+        "totalEquity": total_usd,
+        "totalWalletBalance": total_usd,
+        "totalMarginBalance": total_usd,
+        "totalAvailableBalance": total_usd,
+        "totalPerpUPL": "0",
+        "totalInitialMargin": "0",
+        "totalInitialMarginByMp": "0",
+        "totalMaintenanceMargin": "0",
+        "totalMaintenanceMarginByMp": "0",
+        "coin": coins,
+        "accountLTV": "0",
+        "accountType": "UNIFIED",
+    }
 
 
 class _ApiError(Exception):
@@ -343,7 +409,7 @@ class FakeBybit:
         return self.ws_base + PRIVATE_PATH
 
     def public_url_for(self, category: str = "linear") -> str:
-        """Public stream URL for ``linear``, ``inverse`` or ``spot``."""
+        """Public stream URL for ``linear``, ``inverse``, ``spot`` or ``option``."""
         if category not in PUBLIC_CATEGORIES:
             raise ValueError(f"unsupported public category {category!r}")
         return f"{self.ws_base}/v5/public/{category}"
@@ -398,6 +464,14 @@ class FakeBybit:
             time.sleep(0.01)
         raise TimeoutError(f"expected {n} {kind} connections, have {self.connections(kind)} after {timeout}s")
 
+    def rest_calls(self, path: str | None = None, category: str | None = None) -> list[dict[str, Any]]:
+        """Recorded REST requests (``rest_requests``) of ``path`` and ``category`` (query), if given."""
+        with self._lock:
+            return [
+                r for r in self.rest_requests
+                if (path is None or r["path"] == path) and (category is None or r["query"].get("category") == category)
+            ]
+
     def received_ops(self, kind: str | None = None) -> list[dict[str, Any]]:
         """Frames received from clients (optionally of one kind), without the kind tag."""
         with self._lock:
@@ -409,7 +483,7 @@ class FakeBybit:
         """Send ``message`` (JSON) to every connection subscribed to ``topic``; returns sockets sent to.
 
         Private connections must be authenticated. ``category`` limits public delivery to one
-        public category (linear/inverse/spot).
+        public category (linear/inverse/spot/option).
         """
         text = json.dumps(message)
         return self._run(self._publish(topic, text, category))
@@ -478,10 +552,23 @@ class FakeBybit:
 
     # Factories ##################################################################
 
-    def make_execution(self, **overrides: Any) -> dict[str, Any]:
-        """A linear BTCUSDT ``Trade`` fill (WS/REST field set) with a fresh execId and execTime now."""
+    def make_execution(self, *, category: str = "linear", **overrides: Any) -> dict[str, Any]:
+        """A ``Trade`` fill (WS/REST field set) of ``category`` with a fresh execId and execTime now.
+
+        Defaults per category (the units are facts of the category, bybit_v5.md section 5):
+
+        - ``linear``: BTCUSDT, 0.001 BTC, value, fee and PnL in USDT;
+        - ``inverse``: BTCUSD, 100 USD contracts, value, fee and PnL in BTC;
+        - ``spot``: BTCUSDT Limit, 0.001 BTC, no closedSize, execPnl or createType; a Buy pays
+          its fee in BTC, a Sell (``side="Sell"``) in USDT;
+        - ``option``: OPTION_SYMBOL, 0.1 BTC, premium and fee in USDC, with markIv, tradeIv,
+          indexPrice and underlyingPrice; no createType.
+
+        Explicit ``overrides`` always win.
+        """
+        _check_category(category, ("linear", "inverse", "spot", "option"))
         item: dict[str, Any] = {
-            "category": "linear",
+            "category": category,
             "symbol": "BTCUSDT",
             "closedSize": "0",
             "execFee": "0.0527175",
@@ -515,14 +602,43 @@ class FakeBybit:
             "extraFees": "",
             "feeCurrency": "USDT",
         }
+        if category == "inverse":
+            item.update({
+                "symbol": "BTCUSD", "execQty": "100", "orderQty": "100",
+                "execValue": "0.0010433", "execFee": "0.00000057", "feeCurrency": "BTC",
+            })
+        elif category == "spot":
+            # A spot buy pays its fee in the base coin, a sell in the quote coin.
+            sell = overrides.get("side", "Buy") == "Sell"
+            item.update({
+                "orderType": "Limit", "orderPrice": "95850.0", "markPrice": "", "feeRate": "0.001",
+                "execFee": "0.09585" if sell else "0.000001", "feeCurrency": "USDT" if sell else "BTC",
+            })
+            for absent in ("closedSize", "execPnl", "createType"):
+                del item[absent]
+        elif category == "option":
+            item.update({
+                "symbol": OPTION_SYMBOL, "execPrice": "2500", "execQty": "0.1", "execValue": "250",
+                "orderPrice": "2500", "orderQty": "0.1", "orderType": "Limit", "feeRate": "0.0003",
+                "execFee": "2.8755", "feeCurrency": "USDC", "markPrice": "2498.3", "markIv": "0.4896",
+                "tradeIv": "0.4912", "indexPrice": "95850.12", "underlyingPrice": "95871.5",
+            })
+            del item["createType"]
         item.update(overrides)
         return item
 
-    def make_order(self, **overrides: Any) -> dict[str, Any]:
-        """A linear BTCUSDT Limit order in status ``New`` (WS ``order`` / REST order field set)."""
+    def make_order(self, *, category: str = "linear", **overrides: Any) -> dict[str, Any]:
+        """A Limit order in status ``New`` (WS ``order`` / REST order field set) of ``category``.
+
+        Defaults: ``linear`` BTCUSDT 0.001 BTC at 90000; ``inverse`` BTCUSD 100 USD contracts
+        (leavesValue in BTC); ``spot`` BTCUSDT 0.001 BTC; ``option`` OPTION_SYMBOL 0.1 BTC at a
+        2500 USDC premium. Spot and option orders have no createType (order.mdx). Explicit
+        ``overrides`` always win.
+        """
+        _check_category(category, ("linear", "inverse", "spot", "option"))
         ts = str(self.server_time_ms())
         item: dict[str, Any] = {
-            "category": "linear",
+            "category": category,
             "orderId": str(uuid.uuid4()),
             "orderLinkId": "",
             "blockTradeId": "",
@@ -571,17 +687,34 @@ class FakeBybit:
             "rpiTakerAccess": False,
             "rpiMatchedQty": "0",
         }
+        if category == "inverse":
+            item.update({"symbol": "BTCUSD", "qty": "100", "leavesQty": "100", "leavesValue": "0.00111111"})
+        elif category == "spot":
+            item.update({"isLeverage": "0"})
+            del item["createType"]
+        elif category == "option":
+            item.update({
+                "symbol": OPTION_SYMBOL, "price": "2500", "qty": "0.1", "leavesQty": "0.1", "leavesValue": "250",
+                "lastPriceOnCreated": "", "placeType": "price",
+            })
+            del item["createType"]
         item.update(overrides)
         return item
 
-    def make_position(self, *, ws: bool = False, **overrides: Any) -> dict[str, Any]:
-        """A linear BTCUSDT one-way long position.
+    def make_position(self, *, ws: bool = False, category: str = "linear", **overrides: Any) -> dict[str, Any]:
+        """A one-way long position of ``category`` (there are no spot positions: ValueError).
+
+        Defaults: ``linear`` BTCUSDT 0.01 BTC, value and PnL in USDT; ``inverse`` BTCUSD 100 USD
+        contracts, value, margin and PnL in BTC; ``option`` OPTION_SYMBOL 0.1 BTC bought at 2500
+        USDC, with the option-only greeks delta, gamma, vega and theta (position.mdx).
 
         REST shape by default (``avgPrice``); ``ws=True`` gives the WS shape (``entryPrice``).
+        Explicit ``overrides`` always win.
         """
+        _check_category(category, ("linear", "inverse", "option"))
         ts = str(self.server_time_ms())
         item: dict[str, Any] = {
-            "category": "linear",
+            "category": category,
             "positionIdx": 0,
             "tradeMode": 0,
             "riskId": 1,
@@ -619,53 +752,51 @@ class FakeBybit:
             "seq": next(self._position_seq),
             "isReduceOnly": False,
         }
+        if category == "inverse":
+            item.update({
+                "riskLimitValue": "150", "symbol": "BTCUSD", "size": "100", "breakEvenPrice": "95052.3",
+                "positionValue": "0.00105263", "positionIM": "0.00010526", "positionIMByMp": "0.00010433",
+                "positionMM": "0.00000526", "positionMMByMp": "0.00000522", "unrealisedPnl": "0.00000933",
+                "curRealisedPnl": "-0.00000058", "cumRealisedPnl": "-0.00000058", "liqPrice": "86500.0",
+            })
+        elif category == "option":
+            item.update({
+                "riskId": 0, "riskLimitValue": "", "symbol": OPTION_SYMBOL, "size": "0.1", "avgPrice": "2500",
+                "leverage": "", "breakEvenPrice": "", "positionValue": "249.83", "markPrice": "2498.3",
+                "positionIM": "0", "positionIMByMp": "0", "positionMM": "0", "positionMMByMp": "0",
+                "unrealisedPnl": "-0.17", "curRealisedPnl": "-2.8755", "cumRealisedPnl": "-2.8755",
+                "tpslMode": "", "liqPrice": "", "adlRankIndicator": 0,
+                "delta": "0.0452", "gamma": "0.0000021", "vega": "5.2311", "theta": "-4.8772",
+            })
         if ws:
             item["entryPrice"] = item.pop("avgPrice")
         item.update(overrides)
         return item
 
     def make_wallet(self, coin: str = "USDT", wallet_balance: str = "1000") -> dict[str, Any]:
-        """A UNIFIED account dict (``result.list[0]`` / WS ``wallet`` data item) holding one coin."""
-        return {
-            "accountIMRate": "0",
-            "accountIMRateByMp": "0",
-            "accountMMRate": "0",
-            "accountMMRateByMp": "0",
-            "totalEquity": wallet_balance,
-            "totalWalletBalance": wallet_balance,
-            "totalMarginBalance": wallet_balance,
-            "totalAvailableBalance": wallet_balance,
-            "totalPerpUPL": "0",
-            "totalInitialMargin": "0",
-            "totalInitialMarginByMp": "0",
-            "totalMaintenanceMargin": "0",
-            "totalMaintenanceMarginByMp": "0",
-            "coin": [
-                {
-                    "coin": coin,
-                    "equity": wallet_balance,
-                    "usdValue": wallet_balance,
-                    "walletBalance": wallet_balance,
-                    "availableToWithdraw": "",
-                    "availableToBorrow": "",
-                    "borrowAmount": "0",
-                    "accruedInterest": "0",
-                    "totalOrderIM": "0",
-                    "totalPositionIM": "0",
-                    "totalPositionMM": "0",
-                    "unrealisedPnl": "0",
-                    "cumRealisedPnl": "0",
-                    "bonus": "0",
-                    "collateralSwitch": True,
-                    "marginCollateral": True,
-                    "locked": "0",
-                    "spotHedgingQty": "0",
-                    "spotBorrow": "0",
-                }
-            ],
-            "accountLTV": "0",
-            "accountType": "UNIFIED",
-        }
+        """A UNIFIED account dict (``result.list[0]`` / WS ``wallet`` data item) holding one coin,
+        valued one to one in USD (use make_wallet_coins for several coins or a non-USD coin)."""
+        return _wallet_account([_wallet_coin_row(coin, wallet_balance, wallet_balance)], wallet_balance)
+
+    def make_wallet_coins(
+        self, balances: dict[str, str], *, prices: dict[str, str] | None = None
+    ) -> dict[str, Any]:
+        """A UNIFIED account dict holding several coins, e.g. ``{"USDT": "1000", "BTC": "0.5"}``.
+
+        One ``coin[]`` row per entry (equity and walletBalance in that coin, usdValue in USD at
+        ``prices`` or REFERENCE_USD_PRICES; ValueError for a coin with no price). The account
+        totals (totalEquity, totalWalletBalance, ...) are the USD sum, as on Bybit.
+        """
+        price_of = {**REFERENCE_USD_PRICES, **(prices or {})}
+        rows: list[dict[str, Any]] = []
+        total = Decimal(0)
+        for coin, balance in balances.items():
+            if coin not in price_of:
+                raise ValueError(f"no USD price for {coin!r}: pass prices={{{coin!r}: ...}}")
+            usd = Decimal(balance) * Decimal(price_of[coin])
+            total += usd
+            rows.append(_wallet_coin_row(coin, balance, _dec(usd)))
+        return _wallet_account(rows, _dec(total))
 
     def make_kline(self, **overrides: Any) -> dict[str, Any]:
         """A closed 1-minute BTCUSDT kline item (WS ``kline`` data shape) for the last full minute."""
@@ -829,6 +960,9 @@ class FakeBybit:
             reply.update({"op": "pong", "args": [str(self.server_time_ms())], "conn_id": conn.conn_id})
         elif conn.category == "spot":
             reply = {"success": True, "ret_msg": "pong", "conn_id": conn.conn_id, "op": "ping"}
+        elif conn.category == "option":
+            # The option/spread pong (ws_pong_public_option_spread.json): no conn_id, no req_id.
+            reply = {"args": [str(self.server_time_ms())], "op": "pong"}
         else:
             reply = {
                 "success": True,
@@ -879,6 +1013,8 @@ class FakeBybit:
         if conn.kind == "public" and conn.category == "spot" and len(topics) > 10:
             return "error:args size must be less than or equal to 10"
         shape = _PRIVATE_TOPIC if conn.kind == "private" else _PUBLIC_TOPIC
+        if conn.category == "option":
+            shape = _OPTION_TOPIC
         for topic in topics:
             if not isinstance(topic, str):
                 return f"error:handler not found,topic:{topic}"
@@ -895,6 +1031,9 @@ class FakeBybit:
         return None
 
     async def _on_subscribe(self, conn: _Conn, msg: dict[str, Any], op: str) -> None:
+        if conn.category == "option":
+            await self._on_option_subscribe(conn, msg.get("args"), op)
+            return
         req_id = msg.get("req_id", "")
         args = msg.get("args")
 
@@ -930,6 +1069,41 @@ class FakeBybit:
         await self._send(conn, reply(True, ok_msg))
         with self._lock:
             conn.subs.update(args)
+
+    async def _on_option_subscribe(self, conn: _Conn, args: Any, op: str) -> None:
+        """Option path: a ``COMMAND_RESP`` ack listing topics one by one
+        (ws_subscribe_response_public_option_spread.json).
+
+        The docs show only a success. Assumed here: each topic succeeds or fails on its own
+        (invalid, duplicate, or past OPTION_MAX_ARGS per connection), ``success`` is false when
+        any failed, and ``req_id`` is not echoed (the doc example has none).
+        """
+        topics = args if isinstance(args, list) else []
+        ok: list[str] = []
+        failed: list[Any] = []
+        with self._lock:
+            held = set(conn.subs)
+        for topic in topics:
+            if op == "unsubscribe":
+                (ok if isinstance(topic, str) else failed).append(topic)
+            elif self._bad_topic(conn, [topic]) is not None or topic in held or len(held) >= OPTION_MAX_ARGS:
+                failed.append(topic)
+            else:
+                ok.append(topic)
+                held.add(topic)
+        if op == "unsubscribe":
+            with self._lock:
+                conn.subs.difference_update(ok)
+        reply = {
+            "success": bool(topics) and not failed,
+            "conn_id": conn.conn_id,
+            "data": {"failTopics": failed, "successTopics": ok},
+            "type": "COMMAND_RESP",
+        }
+        await self._send(conn, reply)
+        if op == "subscribe":
+            with self._lock:
+                conn.subs.update(ok)  # after the ack, as on the other paths
 
     def _live(self) -> list[_Conn]:
         with self._lock:
@@ -1227,6 +1401,14 @@ class FakeBybit:
             return False
         return not (q.get("settleCoin") and not symbol.endswith(q["settleCoin"]))
 
+    @staticmethod
+    def _rest_rows(page: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Strip ``category`` from REST rows (copies): Bybit puts it only on the result envelope,
+        while the WS pushes, made from the same stored items, carry it on every item."""
+        for row in page:
+            row.pop("category", None)
+        return page
+
     def _snapshot(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
         with self._lock:
             return list(items)
@@ -1252,7 +1434,7 @@ class FakeBybit:
             return (_int(e.get("execTime")), tie)
 
         page, next_cursor = self._paginate(items, key, q, limit)
-        return {"nextPageCursor": next_cursor, "category": category, "list": page}
+        return {"nextPageCursor": next_cursor, "category": category, "list": self._rest_rows(page)}
 
     @staticmethod
     def _order_key(o: dict[str, Any]) -> tuple[Any, ...]:
@@ -1274,7 +1456,7 @@ class FakeBybit:
             if o.get("category", "linear") == category and self._match(o, q, ("symbol", "orderId", "orderLinkId"))
         ]
         page, next_cursor = self._paginate(items, self._order_key, q, limit)
-        return {"list": page, "nextPageCursor": next_cursor, "category": category}
+        return {"list": self._rest_rows(page), "nextPageCursor": next_cursor, "category": category}
 
     def _rest_order_history(self, q: dict[str, str]) -> dict[str, Any]:
         category = self._category(q, ("linear", "inverse", "spot", "option"))
@@ -1289,14 +1471,16 @@ class FakeBybit:
             and self._match(o, q, ("symbol", "orderId", "orderLinkId", "orderStatus"))
         ]
         page, next_cursor = self._paginate(items, self._order_key, q, limit)
-        return {"list": page, "nextPageCursor": next_cursor, "category": category}
+        return {"list": self._rest_rows(page), "nextPageCursor": next_cursor, "category": category}
 
     def _rest_position_list(self, q: dict[str, str]) -> dict[str, Any]:
         category = self._category(q, ("linear", "inverse", "option"))
         if category == "linear" and not (q.get("symbol") or q.get("settleCoin")):
             raise _ApiError(10001, "Missing some parameters that must be filled in, symbol or settleCoin")
         limit = self._limit(q, 20, 200)
-        only_open = not q.get("symbol") and (bool(q.get("settleCoin")) or category == "inverse")
+        # Without a symbol only open positions come back: linear by settleCoin, inverse, and
+        # option (all of them, or of one baseCoin, which is "for option only"; position.mdx).
+        only_open = not q.get("symbol")
 
         def is_open(p: dict[str, Any]) -> bool:
             try:
@@ -1316,7 +1500,7 @@ class FakeBybit:
             return (str(p.get("symbol", "")), _int(p.get("positionIdx")))
 
         page, next_cursor = self._paginate(items, key, q, limit)
-        return {"list": page, "nextPageCursor": next_cursor, "category": category}
+        return {"list": self._rest_rows(page), "nextPageCursor": next_cursor, "category": category}
 
     def _rest_wallet_balance(self, q: dict[str, str]) -> dict[str, Any]:
         if q.get("accountType") != "UNIFIED":

@@ -12,7 +12,13 @@ from urllib.parse import urlencode
 import pytest
 import requests
 import websocket
-from fake_bybit import FakeBybit, sign_rest, sign_ws_auth
+from fake_bybit import (
+    OPTION_SYMBOL,
+    PUBLIC_CATEGORIES,
+    FakeBybit,
+    sign_rest,
+    sign_ws_auth,
+)
 from fake_discord import FakeDiscord
 
 
@@ -115,6 +121,35 @@ def test_subscribe_acks_and_invalid_symbol(bybit: FakeBybit) -> None:
         spot.close()
 
 
+def test_option_public_stream_pong_acks_and_no_kline(bybit: FakeBybit) -> None:
+    assert "option" in PUBLIC_CATEGORIES and bybit.public_url_for("option").endswith("/v5/public/option")
+    option = ws_connect(bybit.public_url_for("option"))
+    try:
+        pong = ask(option, {"op": "ping", "req_id": "p1"})
+        assert set(pong) == {"args", "op"} and pong["op"] == "pong"
+        assert abs(int(pong["args"][0]) - time.time() * 1000) < 5000
+        book, ticker = f"orderbook.25.{OPTION_SYMBOL}", f"tickers.{OPTION_SYMBOL}"
+        ack = ask(option, {"op": "subscribe", "req_id": "s1", "args": [book, ticker]})
+        assert ack == {"success": True, "conn_id": ack["conn_id"],
+                       "data": {"failTopics": [], "successTopics": [book, ticker]}, "type": "COMMAND_RESP"}
+        # No option kline on Bybit; linear book depths and duplicates fail topic by topic.
+        kline, trade = f"kline.1.{OPTION_SYMBOL}", "publicTrade.BTC"
+        bad = ask(option, {"op": "subscribe", "args": [kline, f"orderbook.50.{OPTION_SYMBOL}", ticker, trade]})
+        assert bad["success"] is False and bad["type"] == "COMMAND_RESP"
+        assert bad["data"] == {"failTopics": [kline, f"orderbook.50.{OPTION_SYMBOL}", ticker],
+                               "successTopics": [trade]}
+        bybit.wait_subscribed(trade)
+        assert not any(kline in subs for subs in bybit.subscriptions("public"))
+        assert bybit.push_public(ticker, {"symbol": OPTION_SYMBOL}, category="linear") == 0
+        assert bybit.push_public(ticker, {"symbol": OPTION_SYMBOL}, category="option") == 1
+        assert json.loads(option.recv())["data"] == {"symbol": OPTION_SYMBOL}
+        off = ask(option, {"op": "unsubscribe", "args": [trade]})
+        assert off["success"] is True and off["data"]["successTopics"] == [trade]
+        assert not any(trade in subs for subs in bybit.subscriptions("public"))
+    finally:
+        option.close()
+
+
 def test_publish_and_private_push_reach_subscribers(bybit: FakeBybit) -> None:
     pub, priv = ws_connect(bybit.public_url_for("linear")), ws_connect(bybit.private_url)
     try:
@@ -137,6 +172,30 @@ def test_publish_and_private_push_reach_subscribers(bybit: FakeBybit) -> None:
     finally:
         pub.close()
         priv.close()
+
+
+def test_all_in_one_execution_gets_every_category_and_wallet_many_coins(bybit: FakeBybit) -> None:
+    everything, options_only = ws_connect(bybit.private_url), ws_connect(bybit.private_url)
+    try:
+        for ws in (everything, options_only):
+            assert ask(ws, auth_msg(bybit))["success"] is True
+        assert ask(everything, {"op": "subscribe", "args": ["execution", "wallet"]})["success"] is True
+        assert ask(options_only, {"op": "subscribe", "args": ["execution.option"]})["success"] is True
+        bybit.wait_subscribed("wallet")
+        bybit.wait_subscribed("execution.option")
+        fills = [bybit.make_execution(category=c) for c in ("linear", "inverse", "spot", "option")]
+        bybit.push_private("execution", fills)
+        msg = json.loads(everything.recv())
+        assert msg["topic"] == "execution" and msg["data"] == fills
+        msg = json.loads(options_only.recv())
+        assert msg["topic"] == "execution.option" and msg["data"] == [fills[3]]
+        wallet = bybit.make_wallet_coins({"USDT": "1000", "BTC": "0.5", "USDC": "200"})
+        bybit.push_private("wallet", [wallet])
+        msg = json.loads(everything.recv())
+        assert msg["topic"] == "wallet" and [c["coin"] for c in msg["data"][0]["coin"]] == ["USDT", "BTC", "USDC"]
+    finally:
+        everything.close()
+        options_only.close()
 
 
 def test_unknown_path_rejected_and_drop_aborts(bybit: FakeBybit) -> None:
@@ -208,6 +267,106 @@ def test_execution_list_paginates_descending(bybit: FakeBybit) -> None:
             break
     assert [e["execId"] for e in got] == [f["execId"] for f in reversed(fills)]
     assert signed_get(bybit, "/v5/execution/list", {"symbol": "BTCUSDT"}).json()["retCode"] == 10001
+
+
+def test_factories_have_realistic_defaults_per_category(bybit: FakeBybit) -> None:
+    linear = bybit.make_execution()
+    assert (linear["category"], linear["symbol"], linear["execQty"], linear["feeCurrency"]) == \
+        ("linear", "BTCUSDT", "0.001", "USDT")
+    inverse = bybit.make_execution(category="inverse")
+    assert (inverse["symbol"], inverse["execQty"], inverse["feeCurrency"]) == ("BTCUSD", "100", "BTC")
+    assert float(inverse["execFee"]) < 1e-5 and float(inverse["execValue"]) < 0.01  # in BTC
+    spot_buy, spot_sell = bybit.make_execution(category="spot"), bybit.make_execution(category="spot", side="Sell")
+    assert (spot_buy["symbol"], spot_buy["feeCurrency"], spot_sell["feeCurrency"]) == ("BTCUSDT", "BTC", "USDT")
+    assert not {"closedSize", "execPnl", "createType"} & set(spot_buy)
+    assert bybit.make_execution(category="spot", feeCurrency="")["feeCurrency"] == ""
+    option = bybit.make_execution(category="option")
+    assert (option["symbol"], option["execQty"], option["feeCurrency"]) == (OPTION_SYMBOL, "0.1", "USDC")
+    assert all(option[f] for f in ("markIv", "tradeIv", "indexPrice", "underlyingPrice"))
+    explicit = bybit.make_execution(category="inverse", symbol="ETHUSD", execQty="7")
+    assert (explicit["symbol"], explicit["execQty"], explicit["category"]) == ("ETHUSD", "7", "inverse")
+
+    assert bybit.make_order()["symbol"] == "BTCUSDT" and bybit.make_order()["createType"] == "CreateByUser"
+    assert (bybit.make_order(category="inverse")["symbol"], bybit.make_order(category="inverse")["qty"]) == \
+        ("BTCUSD", "100")
+    assert "createType" not in bybit.make_order(category="spot")
+    assert bybit.make_order(category="option")["symbol"] == OPTION_SYMBOL
+
+    inverse_pos = bybit.make_position(category="inverse")
+    assert (inverse_pos["symbol"], inverse_pos["size"]) == ("BTCUSD", "100")
+    assert float(inverse_pos["positionValue"]) < 0.01  # BTC, not USD
+    option_pos = bybit.make_position(category="option", ws=True)
+    assert option_pos["symbol"] == OPTION_SYMBOL and "entryPrice" in option_pos and "avgPrice" not in option_pos
+    assert all(option_pos[g] for g in ("delta", "gamma", "vega", "theta"))
+    assert "delta" not in bybit.make_position()
+    with pytest.raises(ValueError):
+        bybit.make_position(category="spot")
+
+
+def test_wallet_of_many_coins_and_coin_filter(bybit: FakeBybit) -> None:
+    wallet = bybit.make_wallet_coins({"USDT": "1000", "BTC": "0.5", "USDC": "200"})
+    rows = {c["coin"]: c for c in wallet["coin"]}
+    assert rows["BTC"]["walletBalance"] == "0.5" and rows["BTC"]["usdValue"] == "47925"
+    assert wallet["totalEquity"] == wallet["totalWalletBalance"] == "49125"
+    assert bybit.make_wallet_coins({"ETH": "2"}, prices={"ETH": "3000"})["totalEquity"] == "6000"
+    with pytest.raises(ValueError):
+        bybit.make_wallet_coins({"NOPRICE": "1"})
+    saved = bybit.wallet
+    bybit.wallet = wallet
+    try:
+        every = signed_get(bybit, "/v5/account/wallet-balance", {"accountType": "UNIFIED"}).json()
+        assert [c["coin"] for c in every["result"]["list"][0]["coin"]] == ["USDT", "BTC", "USDC"]
+        some = signed_get(bybit, "/v5/account/wallet-balance", {"accountType": "UNIFIED", "coin": "BTC,USDC"}).json()
+        assert [c["coin"] for c in some["result"]["list"][0]["coin"]] == ["BTC", "USDC"]
+        assert some["result"]["list"][0]["totalEquity"] == "49125"
+    finally:
+        bybit.wallet = saved
+
+
+def test_rest_serves_every_category_side_by_side_without_row_category() -> None:
+    categories = ("linear", "inverse", "spot", "option")
+    with FakeBybit() as fake:
+        for category in categories:
+            fake.add_execution(fake.make_execution(category=category), push=False)
+            fake.open_orders.append(fake.make_order(category=category))
+            fake.order_history.append(fake.make_order(category=category, orderStatus="Filled"))
+        fake.positions += [
+            fake.make_position(),
+            fake.make_position(category="inverse"),
+            fake.make_position(category="inverse", symbol="ETHUSD", size="0", side=""),
+            fake.make_position(category="option"),
+            fake.make_position(category="option", symbol="ETH-31DEC27-4000-P"),
+            fake.make_position(category="option", symbol="BTC-31DEC27-90000-P", size="0", side=""),
+        ]
+        symbols = {"linear": "BTCUSDT", "inverse": "BTCUSD", "spot": "BTCUSDT", "option": OPTION_SYMBOL}
+        for category in categories:
+            for path in ("/v5/execution/list", "/v5/order/realtime", "/v5/order/history"):
+                params = {"category": category, **({"settleCoin": "USDT"} if category == "linear" else {})}
+                result = signed_get(fake, path, params).json()["result"]
+                assert result["category"] == category
+                assert [row["symbol"] for row in result["list"]] == [symbols[category]], (path, category)
+                assert all("category" not in row for row in result["list"])
+        assert signed_get(fake, "/v5/order/realtime", {"category": "linear"}).json()["retCode"] == 10001
+        assert all("category" in e for e in fake.executions)  # the stored model keeps it for WS pushes
+
+        def positions(params: dict[str, Any]) -> dict[str, Any]:
+            return signed_get(fake, "/v5/position/list", params).json()
+
+        assert positions({"category": "linear"})["retCode"] == 10001
+        spot = positions({"category": "spot"})
+        assert spot["retCode"] == 10001 and "Illegal category" in spot["retMsg"]
+        assert [p["symbol"] for p in positions({"category": "inverse"})["result"]["list"]] == ["BTCUSD"]
+        assert positions({"category": "inverse", "symbol": "ETHUSD"})["result"]["list"][0]["size"] == "0"
+        option = positions({"category": "option"})["result"]
+        assert sorted(p["symbol"] for p in option["list"]) == sorted([OPTION_SYMBOL, "ETH-31DEC27-4000-P"])
+        assert all("category" not in p and p["delta"] for p in option["list"])
+        only_eth = positions({"category": "option", "baseCoin": "ETH"})["result"]["list"]
+        assert [p["symbol"] for p in only_eth] == ["ETH-31DEC27-4000-P"]
+
+        assert len(fake.rest_calls("/v5/position/list", "option")) == 2
+        assert len(fake.rest_calls("/v5/order/realtime", "linear")) == 2
+        assert len(fake.rest_calls("/v5/execution/list")) == 4
+        assert len(fake.rest_calls(category="spot")) == 4
 
 
 def test_restart_reuses_ports_without_leaking_threads() -> None:
