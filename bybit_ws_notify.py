@@ -69,16 +69,18 @@ BYBIT_API_KEY    = ''            # a read-only key. Empty: public market data on
 BYBIT_API_SECRET = ''            # its secret
 BYBIT_IS_TESTNET = False         # True: testnet, False: mainnet
 BYBIT_DEMO       = False         # True: Bybit demo trading (its own keys and private host)
-BYBIT_SYMBOL     = 'BTCUSD'      # the symbol to watch
-BYBIT_CATEGORY   = ''            # inverse / linear / spot. Empty: derived from the symbol
+BYBIT_SYMBOL     = 'BTCUSD'      # candle symbols, comma-separated; spot:ETHUSDT names the category
+BYBIT_CATEGORY   = ''            # inverse / linear / spot of unprefixed symbols. Empty: derived
+BYBIT_CATEGORIES = ''            # account alerts of: linear,inverse,spot,option. Empty: all four
 
 # Alerts
 BYBIT_ORDER_NOTIFY     = True    # order status changes (new, filled, cancelled, rejected...)
 BYBIT_EXECUTION_NOTIFY = True    # fills, grouped per order
 BYBIT_POSITION_NOTIFY  = True    # position opened, increased, reduced, closed, flipped
-BYBIT_WALLET_NOTIFY    = True    # balance of the settle coin
-BYBIT_OHLCV_NOTIFY     = True    # one alert per closed candle
-BYBIT_PERIOD           = '1'     # candle: 1 3 5 15 30 60 120 240 360 720 (minutes), D, W, M
+BYBIT_WALLET_NOTIFY    = True    # balance of every coin that changes, one alert per burst
+BYBIT_OHLCV_NOTIFY     = True    # one alert per closed candle of each symbol and period
+BYBIT_PERIOD           = '1'     # candle periods, comma-separated: 1 3 5 15 30 60 120 240 360 720
+                                 # (minutes), D, W, M
 
 # Endpoints: empty means derived from testnet/demo/category. Set them for regional hosts.
 BYBIT_WS_PUBLIC_URL  = ''        # e.g. wss://stream.bybit.com/v5/public/linear
@@ -108,7 +110,8 @@ UTC = dt.timezone.utc  # dt.UTC needs Python 3.11; this file runs on 3.9+
 PERIODS = ('1', '3', '5', '15', '30', '60', '120', '240', '360', '720', 'D', 'W', 'M')
 PERIOD_MS = {**{p: int(p) * 60_000 for p in PERIODS if p.isdigit()},
              'D': 86_400_000, 'W': 7 * 86_400_000}
-CATEGORIES = ('inverse', 'linear', 'spot')
+CATEGORIES = ('linear', 'inverse', 'spot', 'option')   # the account's product types
+CANDLE_CATEGORIES = ('linear', 'inverse', 'spot')      # Bybit has no option kline
 PRIVATE_TOPICS = ('order', 'execution', 'position', 'wallet', 'greeks')
 _TRUE, _FALSE = ('true', 'yes', 'on', '1'), ('false', 'no', 'off', '0')
 _WEBHOOK_PATH = re.compile(r'^/api/(?:v(\d+)/)?webhooks/(\d+)/([\w-]+)/?$')
@@ -116,6 +119,9 @@ _DISCORD_HOSTS = ('discord.com', 'discordapp.com', 'ptb.discord.com', 'canary.di
 _LOOPBACK_HOSTS = ('127.0.0.1', 'localhost', '::1')
 _INVERSE_SYMBOL = re.compile(r'^([A-Z0-9]+)USD(?:[FGHJKMNQUVXZ]\d\d)?$')
 _DATED_SYMBOL = re.compile(r'^([A-Z0-9]+?)(USDT|USDC)?-\d{1,2}[A-Z]{3}\d{2}$')
+# BTC-27DEC26-100000-C: base, expiry, strike, Call/Put; a -USDT suffix settles in USDT, else USDC
+# (docs/v5/market/instrument.mdx, symbol of option instruments)
+_OPTION_SYMBOL = re.compile(r'^([A-Z0-9]+)-(\d{1,2}[A-Z]{3}\d{2})-(\d+(?:\.\d+)?)-([CP])(?:-(USDT|USDC))?$')
 _SPOT_QUOTES = ('USDT', 'USDC', 'USDE', 'USD1', 'BTC', 'ETH', 'EUR', 'BRL', 'PLN', 'TRY', 'DAI', 'MNT')
 LOG_FILE_MAX_BYTES, LOG_FILE_BACKUPS = 10_000_000, 5
 
@@ -133,14 +139,15 @@ class Settings(NamedTuple):
     api_secret: str
     is_testnet: bool
     demo: bool
-    symbol: str
-    category: str
+    symbols: tuple       # Market(category, symbol) of each candle symbol, in the order written
+    category: str        # the first symbol's category
+    categories: tuple    # the account categories alerted
     order_notify: bool
     execution_notify: bool
     position_notify: bool
     wallet_notify: bool
     ohlcv_notify: bool
-    period: str
+    periods: tuple
     public_url: str
     private_url: str
     rest_url: str
@@ -157,10 +164,20 @@ class Settings(NamedTuple):
     drain_s: float
     log_level: str
     log_file: str
+    public_urls: dict    # derived: the public stream URL of each category with candle symbols
 
     @property
     def has_keys(self) -> bool:
         return bool(self.api_key)
+
+    @property
+    def symbol(self) -> str:
+        """The first candle symbol: data and get_orderbooks() of BybitWS follow it."""
+        return self.symbols[0].symbol
+
+    @property
+    def period(self) -> str:
+        return self.periods[0]
 
 
 def _as_bool(name: str, value: Any) -> bool:
@@ -201,11 +218,55 @@ def _as_symbol(name: str, value: Any) -> str:
     return symbol
 
 
+def _list(text: Any) -> list:
+    """The entries of a comma-separated setting, stripped, empty ones and repeats left out."""
+    entries: list = []
+    for entry in str(text).split(','):
+        if entry.strip() and entry.strip() not in entries:
+            entries.append(entry.strip())
+    return entries
+
+
+def _no_option_candles(name: str, value: Any) -> None:
+    raise SettingError(f'{name}={value!r}: Bybit has no option kline, so options cannot have '
+                       'candle alerts (their account alerts come with BYBIT_CATEGORIES)')
+
+
+def _as_symbols(name: str, value: Any) -> tuple:
+    """BYBIT_SYMBOL: 'BTCUSDT, spot:ETHUSDT' -> (('', 'BTCUSDT'), ('spot', 'ETHUSDT')); the
+    category of an entry without a prefix is settled in load_settings."""
+    entries = []
+    for entry in _list(value):
+        prefix, _, symbol = entry.rpartition(':')
+        prefix = prefix.strip().lower()
+        if prefix == 'option' or _OPTION_SYMBOL.match(symbol.strip().upper()):
+            _no_option_candles(name, entry)
+        if prefix and prefix not in CANDLE_CATEGORIES:
+            raise SettingError(f'{name}={entry!r}: the prefix accepts linear:, inverse: or spot:')
+        pair = (prefix, _as_symbol(name, symbol))
+        if pair not in entries:
+            entries.append(pair)
+    if not entries:
+        raise SettingError(f'{name}={value!r}: accepts one or more symbols, comma-separated')
+    return tuple(entries)
+
+
 def _as_category(name: str, value: Any) -> str:
     category = str(value).strip().lower()
-    if category and category not in CATEGORIES:
+    if category == 'option':
+        _no_option_candles(name, value)
+    if category and category not in CANDLE_CATEGORIES:
         raise SettingError(f'{name}={category!r}: accepts inverse, linear, spot or empty')
     return category
+
+
+def _as_categories(name: str, value: Any) -> tuple:
+    wanted = [entry.lower() for entry in _list(value)] or list(CATEGORIES)
+    for category in wanted:
+        if category not in CATEGORIES:
+            raise SettingError(f'{name}={value!r}: {category!r} is not a category; accepts a '
+                               f'comma-separated subset of {",".join(CATEGORIES)}, or empty for all')
+    return tuple(c for c in CATEGORIES if c in wanted)
 
 
 def _as_period(name: str, value: Any) -> str:
@@ -214,6 +275,14 @@ def _as_period(name: str, value: Any) -> str:
     if period not in PERIODS:
         raise SettingError(f'{name}={value!r}: accepts {" ".join(PERIODS)}')
     return period
+
+
+def _as_periods(name: str, value: Any) -> tuple:
+    periods = tuple(dict.fromkeys(_as_period(name, entry) for entry in _list(value)))
+    if not periods:
+        raise SettingError(f'{name}={value!r}: accepts one or more of {" ".join(PERIODS)}, '
+                           'comma-separated')
+    return periods
 
 
 def _as_level(name: str, value: Any) -> str:
@@ -255,24 +324,36 @@ _SPEC = (
              'Use demo trading on mainnet: private stream `stream-demo.bybit.com`, REST '
              '`api-demo.bybit.com`, public data from mainnet, with a demo key. Not with '
              '`BYBIT_IS_TESTNET`.'),
-    _Setting('BYBIT_SYMBOL', 'symbol', _as_symbol,
-             'The symbol to watch, e.g. `BTCUSD`, `BTCUSDT`, `ETHPERP`.'),
+    _Setting('BYBIT_SYMBOL', 'symbols', _as_symbols,
+             'The candle symbols, comma-separated: `BTCUSDT`, or `BTCUSDT,ETHUSDT,spot:SOLUSDT`. '
+             'A `linear:`, `inverse:` or `spot:` prefix names the category of one entry. The '
+             'first symbol is the one `BybitWS.data` follows.'),
     _Setting('BYBIT_CATEGORY', 'category', _as_category,
-             '`inverse`, `linear` or `spot`. Empty: derived from the symbol (`…USD` inverse; '
-             '`…USDT`, `…USDC`, `…PERP` linear). Spot must be set explicitly.'),
+             '`inverse`, `linear` or `spot`: the category of the symbols written without a '
+             'prefix. Empty: derived from each symbol (`…USD` inverse; `…USDT`, `…USDC`, '
+             '`…PERP` linear). Spot must be named (`spot:BTCUSDT`).'),
+    _Setting('BYBIT_CATEGORIES', 'categories', _as_categories,
+             'The account categories whose orders, fills and positions are alerted, a '
+             'comma-separated subset of `linear,inverse,spot,option`. Empty: all four. The '
+             'Unified wallet is shared by every category, so balance alerts are not filtered; '
+             'candles follow `BYBIT_SYMBOL` whatever their category.'),
     _Setting('BYBIT_ORDER_NOTIFY', 'order_notify', _as_bool, 'Alert on order status changes.'),
     _Setting('BYBIT_EXECUTION_NOTIFY', 'execution_notify', _as_bool,
              'Alert on fills (grouped per order).'),
     _Setting('BYBIT_POSITION_NOTIFY', 'position_notify', _as_bool,
-             'Alert on position changes (not for spot).'),
+             'Alert on position changes (linear, inverse and option; spot has no positions).'),
     _Setting('BYBIT_WALLET_NOTIFY', 'wallet_notify', _as_bool,
-             "Alert when the settle coin's wallet balance changes."),
-    _Setting('BYBIT_OHLCV_NOTIFY', 'ohlcv_notify', _as_bool, 'Alert on each closed candle.'),
-    _Setting('BYBIT_PERIOD', 'period', _as_period,
-             'Candle period: `1 3 5 15 30 60 120 240 360 720` (minutes), `D`, `W`, `M`.'),
+             'Alert when wallet balances change: one alert per burst, listing every coin that '
+             'changed.'),
+    _Setting('BYBIT_OHLCV_NOTIFY', 'ohlcv_notify', _as_bool,
+             'Alert on each closed candle of each symbol and period.'),
+    _Setting('BYBIT_PERIOD', 'periods', _as_periods,
+             'Candle periods, comma-separated: `1 3 5 15 30 60 120 240 360 720` (minutes), `D`, '
+             '`W`, `M`. Each symbol gets one alert per closed candle of each period.'),
     _Setting('BYBIT_WS_PUBLIC_URL', 'public_url', _as_text,
-             'Override the public stream URL (regional hosts such as '
-             '`wss://stream.bybit.tr/v5/public/linear`). Empty: derived.'),
+             'Override the public stream URL of one category (regional hosts such as '
+             '`wss://stream.bybit.tr/v5/public/linear`); the other categories\' URLs replace its '
+             'last path segment. Empty: derived.'),
     _Setting('BYBIT_WS_PRIVATE_URL', 'private_url', _as_text,
              'Override the private stream URL. Empty: derived.'),
     _Setting('BYBIT_REST_URL', 'rest_url', _as_text,
@@ -383,8 +464,38 @@ def redact_webhook(text: str) -> str:
     return re.sub(r'(/webhooks/\d+/)[\w-]+', r'\1***', text)
 
 
+class OptionSymbol(NamedTuple):
+    """An option symbol's parts: BTC-27DEC26-100000-C is a BTC Call, strike 100000, expiring on
+    27 Dec 2026, settled in USDC (a -USDT suffix: in USDT)."""
+    base: str
+    expiry: dt.date
+    strike: str
+    kind: str      # Call or Put
+    settle: str
+
+    def __str__(self) -> str:
+        return f"{self.base} {self.kind} {self.strike}, expires {self.expiry.strftime('%d %b %Y')}"
+
+
+def parse_option(symbol: str) -> OptionSymbol | None:
+    """The parts of an option symbol, or None when symbol is not one."""
+    match = _OPTION_SYMBOL.match(symbol or '')
+    if not match:
+        return None
+    try:
+        expiry = dt.datetime.strptime(match.group(2).title(), '%d%b%y').date()
+    except ValueError:
+        return None
+    return OptionSymbol(match.group(1), expiry, match.group(3),
+                        'Call' if match.group(4) == 'C' else 'Put', match.group(5) or 'USDC')
+
+
 def split_symbol(symbol: str) -> tuple:
-    """(base coin, quote coin) of a Bybit symbol: BTCUSDT, BTCPERP, BTCUSD, BTCUSDH25, BTC-26DEC25."""
+    """(base coin, quote coin) of a Bybit symbol: BTCUSDT, BTCPERP, BTCUSD, BTCUSDH25, BTC-26DEC25,
+    and an option's (base coin, settle coin): BTC-27DEC26-100000-C."""
+    option = parse_option(symbol)
+    if option:
+        return option.base, option.settle
     dated = _DATED_SYMBOL.match(symbol)
     if dated:
         return dated.group(1), dated.group(2) or 'USDC'
@@ -400,7 +511,10 @@ def split_symbol(symbol: str) -> tuple:
 
 
 def derive_category(symbol: str) -> str | None:
-    """The category a symbol's name implies: ...USD inverse; ...USDT/...USDC/...PERP linear."""
+    """The category a symbol's name implies: ...USD inverse; ...USDT/...USDC/...PERP linear;
+    BASE-DDMMMYY-STRIKE-C|P option. A spot symbol looks like a linear one: spot is never implied."""
+    if parse_option(symbol):
+        return 'option'
     if _INVERSE_SYMBOL.match(symbol):
         return 'inverse'
     if symbol.endswith(('USDT', 'USDC', 'PERP')) or _DATED_SYMBOL.match(symbol):
@@ -420,13 +534,31 @@ class Units(NamedTuple):
     value: str
 
 
+class Market(NamedTuple):
+    """One candle symbol and its category."""
+    category: str
+    symbol: str
+
+    def __str__(self) -> str:
+        return f'{self.category}:{self.symbol}'
+
+
 def units_for(category: str, symbol: str) -> Units:
     # Inverse qty is in USD contracts with fee/PnL in the coin; linear and spot qty is in the coin
-    # with value in the quote (docs/v5/market/open-interest.mdx, /v5/position/list example).
+    # with value in the quote (docs/v5/market/open-interest.mdx, /v5/position/list example); an
+    # option's qty is in its base coin, its value in the settle coin (USDC, or USDT for -USDT).
     base, quote = split_symbol(symbol)
     if category == 'inverse':
         return Units(qty='USD', value=base)
     return Units(qty=base, value=quote or 'USDT')
+
+
+def public_url_for(url: str, category: str) -> str:
+    """Another category's public stream URL: the last path segment replaced
+    (wss://stream.bybit.com/v5/public/linear -> .../v5/public/spot)."""
+    parts = urllib.parse.urlsplit(url)
+    path = parts.path.rstrip('/').rpartition('/')[0] + '/' + category
+    return urllib.parse.urlunsplit(parts._replace(path=path))
 
 
 def default_urls(category: str, is_testnet: bool, demo: bool) -> tuple:
@@ -445,17 +577,23 @@ def load_settings(env: Any = None) -> Settings:
     raw = _raw_settings(os.environ if env is None else env)
     v = {row.field: row.parse(row.name, raw[row.name]) for row in _SPEC}
 
-    symbol, category = v['symbol'], v['category']
-    implied = derive_category(symbol)
-    if not category:
-        if implied is None:
-            raise SettingError(f'BYBIT_CATEGORY is empty and BYBIT_SYMBOL={symbol!r} does not imply '
-                               'one: set BYBIT_CATEGORY to inverse, linear or spot')
-        category = v['category'] = implied
-    elif (category == 'spot' and implied == 'inverse') or (
-            category != 'spot' and implied != category):
-        raise SettingError(f'BYBIT_SYMBOL={symbol!r} does not fit BYBIT_CATEGORY={category!r}: '
-                           'inverse symbols end in USD, linear ones in USDT, USDC or PERP')
+    markets = []
+    for prefix, symbol in v['symbols']:
+        category, implied = prefix or v['category'], derive_category(symbol)
+        named = f'{prefix}:{symbol}' if prefix else symbol
+        where = f'the prefix {prefix}:' if prefix else f'BYBIT_CATEGORY={category!r}'
+        if not category:
+            if implied is None:
+                raise SettingError(f'BYBIT_SYMBOL={named!r} does not imply a category: write it '
+                                   f'spot:{symbol} (or linear:, inverse:), or set BYBIT_CATEGORY')
+            category = implied
+        elif (category == 'spot' and implied == 'inverse') or (
+                category != 'spot' and implied != category):
+            raise SettingError(f'BYBIT_SYMBOL={named!r} does not fit {where}: inverse symbols '
+                               'end in USD, linear ones in USDT, USDC or PERP')
+        if Market(category, symbol) not in markets:
+            markets.append(Market(category, symbol))
+    v['symbols'], v['category'] = tuple(markets), markets[0].category
 
     key, secret = v['api_key'], v['api_secret']
     if bool(key) != bool(secret):
@@ -472,8 +610,11 @@ def load_settings(env: Any = None) -> Settings:
     if v['webhook_url']:
         parse_webhook_url(v['webhook_url'])
 
-    public, private, rest = default_urls(category, v['is_testnet'], v['demo'])
+    public, private, rest = default_urls(v['category'], v['is_testnet'], v['demo'])
     v['public_url'] = _check_url('BYBIT_WS_PUBLIC_URL', v['public_url'] or public, ('wss', 'ws'))
+    v['public_urls'] = {market.category: public_url_for(v['public_url'], market.category)
+                        for market in markets}
+    v['public_urls'][v['category']] = v['public_url']
     v['private_url'] = _check_url('BYBIT_WS_PRIVATE_URL', v['private_url'] or private,
                                   ('wss', 'ws'))
     v['rest_url'] = _check_url('BYBIT_REST_URL', v['rest_url'] or rest, ('https', 'http')).rstrip('/')
@@ -490,7 +631,7 @@ def load_settings(env: Any = None) -> Settings:
     if not v['ohlcv_notify'] and not (key and any(v[f'{name}_notify'] for name in ACCOUNT_ALERTS)):
         raise SettingError('nothing to watch: BYBIT_OHLCV_NOTIFY is false and there are no '
                            'account alerts (they need BYBIT_API_KEY and a BYBIT_*_NOTIFY=true)')
-    v['position_notify'] = v['position_notify'] and category != 'spot'
+    v['position_notify'] = v['position_notify'] and v['categories'] != ('spot',)
     return Settings(**v)
 
 
@@ -804,6 +945,299 @@ class LatestKnown:
         return {key: list(version) for key, version in self._known.items()}
 
 
+class Event(NamedTuple):
+    """One thing that happened, on its way from a stream or a REST read to the callbacks and the
+    alert policy: its kind (order, execution, position, wallet, kline, trade, ticker, orderbook),
+    the category and symbol it belongs to (a wallet belongs to neither: the Unified wallet is
+    shared), the topic it came on, Bybit's items as sent, and its source: live (the stream),
+    recovered (a REST read after a disconnect) or baseline (a REST read at a first start). For
+    orders, `before` holds the status each one had before it (None: an order not seen before)."""
+    kind: str
+    category: str
+    symbol: str
+    topic: str
+    items: list
+    source: str = 'live'
+    before: tuple = ()
+
+
+ORDER_MEMORY, EXEC_MEMORY, POSITION_MEMORY = 2000, 5000, 500
+OPEN_ORDER_MEMORY, CANDLE_MEMORY, COIN_MEMORY = 2000, 2000, 200
+MAX_GAPS = 20
+STATE_VERSION = 2
+KEY_FIELDS = ('orderId', 'orderLinkId', 'symbol', 'category', 'side', 'orderType', 'orderStatus',
+              'price', 'qty', 'cumExecQty', 'triggerPrice', 'stopOrderType', 'updatedTime')
+
+
+def position_key(category: str, position: dict) -> str:
+    return f"{category}:{position.get('symbol')}:{int(dec(position.get('positionIdx')) or 0)}"
+
+
+def _bounded(mapping: dict, limit: int) -> dict:
+    while len(mapping) > limit:
+        del mapping[next(iter(mapping))]
+    return mapping
+
+
+class AccountJournal:
+    """Everything the bot knows of the account, in one place under one lock: the fills seen (by
+    execId) and the newest fill time, the fill windows still owed a REST recovery, each order's
+    and position's newest version (LatestKnown: older updates are refused), the open orders and
+    positions, and what the alert policy last told the trader (positions, balances per coin, the
+    last closed candle per symbol and period). BybitWS writes what arrives; the alert policy reads
+    it and records what it alerted; the state thread saves it. Every part is bounded."""
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self.exec_ids = BoundedSet(EXEC_MEMORY)
+        self.exec_watermark_ms: int | None = None  # execTime of the newest fill seen
+        # Recovery windows per category, [start_ms, end_ms] on Bybit's clock, fixed when the
+        # private stream went down (end None until it is back); each is dropped only once read.
+        self.gaps: dict = {}
+        self.orders = LatestKnown('order', ORDER_MEMORY)
+        self.open_orders: dict = {}            # orderId -> its last update, while open
+        self.positions = LatestKnown('position', POSITION_MEMORY)
+        self.open_positions: dict = {}         # (category, symbol) with a size, oldest first
+        self.wallets = LatestKnown('wallet', 20)
+        self.position_views: dict = {}         # position_key -> the view last alerted
+        self.balances: dict = {}               # coin -> walletBalance last alerted
+        self.candles: dict = {}                # 'category:symbol:interval' -> start alerted
+        self.key_expiry_alerted = ''
+
+    # -- what arrives --------------------------------------------------------------------------
+
+    def ingest(self, kind: str, items: list, *, category: str = '', source: str = 'live',
+               topic: str = '') -> list:
+        """Events for the items not seen before and not older than what is known, one per
+        (category, symbol). category: the category of REST rows (Bybit's rows carry none: it is
+        the query's) and of public frames (the stream's)."""
+        before: list = []
+        with self.lock:
+            if kind == 'execution':
+                fresh = [fill for fill in items if self._new_fill(fill)]
+            elif kind in ('order', 'position', 'wallet'):
+                fresh = [item for item in items if self._newer(kind, item, category, before)]
+            else:
+                fresh = items
+        groups: dict = {}
+        for index, item in enumerate(fresh):
+            if category and kind != 'wallet' and not item.get('category'):
+                item['category'] = category  # the query's category: the legacy payload has it too
+            if kind == 'wallet':
+                where = ('', '')
+            else:
+                where = (item.get('category') or category, str(item.get('symbol') or ''))
+            group = groups.setdefault(where, ([], []))
+            group[0].append(item)
+            group[1].append(before[index] if before else None)
+        return [Event(kind, cat, symbol, topic, group_items,
+                      source, tuple(prior) if kind == 'order' else ())
+                for (cat, symbol), (group_items, prior) in groups.items()]
+
+    def _new_fill(self, fill: dict) -> bool:
+        exec_ms = int(dec(fill.get('execTime')) or 0)  # parsed before the fill is marked seen
+        if not self.exec_ids.add(fill['execId']):
+            return False
+        if self.exec_watermark_ms is None or exec_ms > self.exec_watermark_ms:
+            self.exec_watermark_ms = exec_ms
+        return True
+
+    def _newer(self, kind: str, item: dict, category: str, before: list) -> bool:
+        if kind == 'order':
+            key = item['orderId']
+            known = self.orders.get(key)
+            if not self.orders.offer(key, item):
+                return False
+            before.append(known[0] if known else None)
+            if item.get('orderStatus') in OPEN_ORDER_STATUSES:
+                self.open_orders.pop(key, None)
+                self.open_orders[key] = item
+                _bounded(self.open_orders, OPEN_ORDER_MEMORY)
+            else:
+                self.open_orders.pop(key, None)
+            return True
+        if kind == 'position':
+            cat = item.get('category') or category
+            if not self.positions.offer(position_key(cat, item), item):
+                return False
+            before.append(None)
+            where = (cat, str(item.get('symbol')))
+            self.open_positions.pop(where, None)
+            if dec(item.get('size')):
+                self.open_positions[where] = None
+                _bounded(self.open_positions, POSITION_MEMORY)
+            return True
+        before.append(None)
+        return self.wallets.offer(str(item.get('accountType')), item)
+
+    # -- recovery windows ----------------------------------------------------------------------
+
+    def open_gap(self, categories: Iterable, margin_ms: int) -> None:
+        """The private stream is down (or not up yet): in each category, fills from the newest
+        one seen on (less margin_ms) are owed a backfill. Live fills later do not move it."""
+        with self.lock:
+            if self.exec_watermark_ms is None:
+                return  # nothing seen yet: nothing to miss
+            start = self.exec_watermark_ms - margin_ms
+            for category in categories:
+                gaps = self.gaps.get(category, [])
+                if any(gap[1] is None for gap in gaps):
+                    continue  # this outage's gap is open already
+                # New lists, never edits: the REST worker may be reading an older gap now.
+                if gaps and start <= gaps[-1][1]:  # no fill since the last unrecovered gap
+                    gaps = gaps[:-1] + [[gaps[-1][0], None]]
+                else:
+                    gaps = gaps + [[start, None]]
+                if len(gaps) > MAX_GAPS:  # failing for days: bounded, at the cost of re-reading
+                    gaps = [[gaps[0][0], gaps[1][1]]] + gaps[2:]
+                self.gaps[category] = gaps
+
+    def close_gaps(self, end_ms: int) -> None:
+        """The stream is back: from here fills arrive live, so each open gap ends at end_ms."""
+        with self.lock:
+            for gaps in self.gaps.values():
+                for gap in gaps:
+                    if gap[1] is None:
+                        gap[1] = end_ms
+
+    def closed_gaps(self, category: str) -> list:
+        with self.lock:
+            return [gap for gap in self.gaps.get(category, ()) if gap[1] is not None]
+
+    def gap_read(self, category: str, gap: list, up_to_ms: int | None = None) -> None:
+        """Part of a gap is read (up to up_to_ms), or all of it (None): a failure resumes after."""
+        with self.lock:
+            if up_to_ms is not None:
+                gap[0] = up_to_ms + 1
+            else:
+                self.gaps[category] = [g for g in self.gaps.get(category, ()) if g is not gap]
+
+    def clear_gaps(self) -> None:
+        with self.lock:
+            self.gaps.clear()
+
+    def owed_fills(self) -> str:
+        """The fill windows still owed, in words, for a log line; '' when none."""
+        with self.lock:
+            gaps = [gap for cat_gaps in self.gaps.values() for gap in cat_gaps]
+            if not gaps:
+                return ''
+            start = min(gap[0] for gap in gaps)
+            end = None if any(gap[1] is None for gap in gaps) else max(gap[1] for gap in gaps)
+            cats = ', '.join(sorted(cat for cat, cat_gaps in self.gaps.items() if cat_gaps))
+        return (f'fills {fmt_time_ms(start)} to {fmt_time_ms(end) if end else "now"} ({cats})')
+
+    def unrecovered_since_ms(self) -> int | None:
+        """The start of the oldest fill gap not yet backfilled (Bybit's clock), or None: a saved
+        watermark must never pass it, or a restart would not recover it either."""
+        with self.lock:
+            return min((gap[0] for gaps in self.gaps.values() for gap in gaps), default=None)
+
+    # -- the state file ------------------------------------------------------------------------
+
+    def snapshot(self, pending_fills: Iterable = (), watermark_ms: int | None = None) -> dict:
+        """The journal's part of the state file. pending_fills: fills received but not alerted
+        yet (being grouped): they stay owed, so they are left out and the watermark kept before
+        them. watermark_ms: where a later run starts when fills are not watched."""
+        with self.lock:
+            pending = list(pending_fills)
+            skip = {fill['execId'] for fill in pending}
+            watermark = self.exec_watermark_ms if watermark_ms is None else watermark_ms
+            if watermark is not None:
+                for fill in pending:
+                    watermark = min(watermark, int(dec(fill.get('execTime')) or watermark) - 1)
+                gap_ms = self.unrecovered_since_ms()
+                if gap_ms is not None and watermark_ms is None:
+                    watermark = min(watermark, gap_ms)
+            return {
+                'fills': {'watermark_ms': watermark,
+                          'ids': [i for i in self.exec_ids.items() if i not in skip]},
+                'orders': {'versions': self.orders.items(),
+                           'open': {oid: {k: o[k] for k in KEY_FIELDS if k in o}
+                                    for oid, o in self.open_orders.items()}},
+                'positions': {'versions': self.positions.items(),
+                              'open': [list(where) for where in self.open_positions],
+                              'views': dict(self.position_views)},
+                'wallet': {'versions': self.wallets.items(), 'balances': dict(self.balances)},
+                'candles': dict(self.candles),
+                'key_expiry_alerted': self.key_expiry_alerted,
+            }
+
+    @classmethod
+    def from_state(cls, state: dict | None, category: str = 'linear',
+                   period: str = '1') -> AccountJournal:
+        """A journal from a state file: this release's (version 2), or 2.0.0's and 2.1.0's
+        (version 1, one category: `category`, and one candle period: `period`), without loss.
+        Junk in a hand-edited file is skipped item by item."""
+        journal = cls()
+        state = state if isinstance(state, dict) else {}
+        if state.get('version') == 1:
+            state = _state_from_v1(state, category, period)
+        fills, orders = _part(state, 'fills'), _part(state, 'orders')
+        positions, wallet = _part(state, 'positions'), _part(state, 'wallet')
+        for exec_id in _state_get(fills, 'ids', list, []):
+            if isinstance(exec_id, str):
+                journal.exec_ids.add(exec_id)
+        watermark = fills.get('watermark_ms')
+        journal.exec_watermark_ms = watermark if isinstance(watermark, int) and watermark > 0 \
+            else None
+        journal.orders = LatestKnown('order', ORDER_MEMORY, _part(orders, 'versions'))
+        journal.open_orders = _bounded({oid: o for oid, o in _part(orders, 'open').items()
+                                        if isinstance(o, dict)}, OPEN_ORDER_MEMORY)
+        journal.positions = LatestKnown('position', POSITION_MEMORY, _part(positions, 'versions'))
+        for where in _state_get(positions, 'open', list, []):
+            if isinstance(where, list) and len(where) == 2 and all(isinstance(w, str) for w in where):
+                journal.open_positions[tuple(where)] = None
+        _bounded(journal.open_positions, POSITION_MEMORY)
+        journal.position_views = _bounded(
+            {key: view for key, view in _part(positions, 'views').items()
+             if isinstance(view, dict) and POSITION_KEYS <= view.keys()}, POSITION_MEMORY)
+        journal.wallets = LatestKnown('wallet', 20, _part(wallet, 'versions'))
+        journal.balances = _bounded({coin: text for coin, text in _part(wallet, 'balances').items()
+                                     if isinstance(text, str)}, COIN_MEMORY)
+        journal.candles = _bounded({key: start for key, start in _part(state, 'candles').items()
+                                    if isinstance(start, int)}, CANDLE_MEMORY)
+        journal.key_expiry_alerted = _state_get(state, 'key_expiry_alerted', str, '')
+        return journal
+
+
+def _part(state: dict, key: str) -> dict:
+    return _state_get(state, key, dict, {})
+
+
+def _state_get(state: dict, key: str, kind: type, default: Any) -> Any:
+    value = state.get(key, default)
+    return value if isinstance(value, kind) else default
+
+
+def _state_from_v1(state: dict, category: str, period: str) -> dict:
+    """A state file of 2.0.0 or 2.1.0 in this release's shape. It knew one symbol (its 'symbol')
+    of one category, one candle period, positions keyed 'SYMBOL:idx' and the settle coin's
+    balance with its version under the coin's name."""
+    versions = _part(state, 'versions')
+    positions = {f'{category}:{key}': view for key, view in _part(state, 'positions').items()}
+    wallet_versions = [v for v in _part(versions, 'wallet').values()
+                       if isinstance(v, list) and len(v) == 2]
+    newest = max(wallet_versions, key=lambda v: v[1] or 0, default=None)
+    last_start = _state_get(state, 'kline_last_start', int, 0)
+    symbol = _state_get(state, 'symbol', str, '')
+    return {
+        'fills': {'watermark_ms': state.get('exec_watermark_ms'),
+                  'ids': _state_get(state, 'exec_ids', list, [])},
+        'orders': {'versions': _part(state, 'orders'), 'open': _part(state, 'open_orders')},
+        'positions': {
+            'versions': {f'{category}:{key}': v for key, v in _part(versions, 'position').items()},
+            'open': [[category, view.get('symbol')] for view in positions.values()
+                     if isinstance(view, dict) and view.get('size') not in (None, '0')
+                     and isinstance(view.get('symbol'), str)],
+            'views': positions},
+        'wallet': {'versions': {'UNIFIED': newest} if newest else {},
+                   'balances': _part(state, 'wallet')},
+        'candles': {f'{category}:{symbol}:{period}': last_start} if symbol and last_start else {},
+        'key_expiry_alerted': state.get('key_expiry_alerted', ''),
+    }
+
+
 class BybitError(Exception):
     """A REST call that failed: Bybit's retCode (or an HTTP/network cause) and its message."""
 
@@ -814,6 +1248,54 @@ class BybitError(Exception):
     @property
     def key_rejected(self) -> bool:
         return self.code in KEY_REJECTED_CODES
+
+
+class _Signer:
+    """The API key, its secret and Bybit's clock as measured: it signs REST requests and the
+    private stream's auth, so both use the one clock correction (docs/v5/guide.mdx,
+    "Authentication"; docs/v5/websocket/wss-authentication.mdx)."""
+
+    def __init__(self, api_key: str = '', api_secret: str = '', clock_offset_ms: int = 0):
+        self.api_key = api_key or ''
+        self._secret = (api_secret or '').encode()
+        register_secret(api_secret or '')
+        self.clock_offset_ms = clock_offset_ms
+        self.measured_at: float | None = None  # time.monotonic() of the last measurement
+
+    def now_ms(self) -> int:
+        """Bybit's clock: every signature, REST time window and first watermark uses it."""
+        return now_ms() + self.clock_offset_ms
+
+    def rest_headers(self, query: str, recv_window_ms: int) -> dict:
+        stamp, window = str(self.now_ms()), str(recv_window_ms)
+        payload = (stamp + self.api_key + window + query).encode()
+        return {'X-BAPI-API-KEY': self.api_key, 'X-BAPI-TIMESTAMP': stamp,
+                'X-BAPI-RECV-WINDOW': window, 'X-BAPI-SIGN-TYPE': '2',
+                'X-BAPI-SIGN': hmac.new(self._secret, payload, hashlib.sha256).hexdigest()}
+
+    def ws_auth(self) -> dict:
+        """The private stream's auth request; it expires 10 s ahead (+1 s fails under lag)."""
+        expires = self.now_ms() + 10_000
+        signature = hmac.new(self._secret, f'GET/realtime{expires}'.encode(),
+                             hashlib.sha256).hexdigest()
+        return {'req_id': 'auth', 'op': 'auth', 'args': [self.api_key, expires, signature]}
+
+
+class _Backoff:
+    """Capped exponential backoff with jitter: about base, 2 x base, 4 x base ... up to cap, each
+    wait drawn from its upper half so that many clients do not retry in step."""
+
+    def __init__(self, base_s: float, cap_s: float, jitter: bool = True):
+        self.base_s, self.cap_s, self.jitter = base_s, cap_s, jitter
+        self.attempt = 0
+
+    def next(self) -> float:
+        delay = min(self.cap_s, self.base_s * 2 ** min(self.attempt, 30))
+        self.attempt += 1
+        return delay * random.uniform(0.5, 1.0) if self.jitter else delay
+
+    def reset(self) -> None:
+        self.attempt = 0
 
 
 class BybitRest:
@@ -828,15 +1310,13 @@ class BybitRest:
     ip_ban_s = 600.0  # "403, access too frequent": stop and wait at least 10 min (rate-limit.mdx)
 
     def __init__(self, base_url: str, api_key: str = '', api_secret: str = '',
-                 recv_window_ms: int = 5000, timeout: tuple = (5, 10)):
+                 recv_window_ms: int = 5000, timeout: tuple = (5, 10), *,
+                 signer: _Signer | None = None):
         # (connect, read) seconds, as requests takes them
         self.base_url = base_url.rstrip('/')
-        self.api_key = api_key
-        self._secret = api_secret.encode()
+        self.signer = signer or _Signer(api_key, api_secret)
         self.recv_window_ms = recv_window_ms
         self.timeout = timeout
-        self.clock_offset_ms = 0
-        self.clock_measured_at: float | None = None  # time.monotonic() of the last measurement
         self.blocked_until = 0.0                      # time.monotonic() until which 403 holds us
         self.closed = threading.Event()
         self._session = requests.Session()
@@ -846,19 +1326,19 @@ class BybitRest:
 
     def server_now_ms(self) -> int:
         """Bybit's clock as measured: every REST time window and the first watermark use it."""
-        return now_ms() + self.clock_offset_ms
+        return self.signer.now_ms()
+
+    @property
+    def clock_offset_ms(self) -> int:
+        return self.signer.clock_offset_ms
+
+    @property
+    def clock_measured_at(self) -> float | None:
+        return self.signer.measured_at
 
     def close(self) -> None:
         """Stop: calls not yet sent raise BybitError('stopped'); a rate-limit wait ends now."""
         self.closed.set()
-
-    def _sign(self, query: str) -> dict:
-        stamp = str(self.server_now_ms())
-        window = str(self.recv_window_ms)
-        payload = (stamp + self.api_key + window + query).encode()
-        return {'X-BAPI-API-KEY': self.api_key, 'X-BAPI-TIMESTAMP': stamp,
-                'X-BAPI-RECV-WINDOW': window, 'X-BAPI-SIGN-TYPE': '2',
-                'X-BAPI-SIGN': hmac.new(self._secret, payload, hashlib.sha256).hexdigest()}
 
     def get(self, path: str, params: dict | None = None, *, signed: bool = True) -> dict:
         """GET path and return its `result`; raises BybitError on any failure."""
@@ -873,7 +1353,7 @@ class BybitRest:
             blocked_s = self.blocked_until - time.monotonic()
             if blocked_s > 0:
                 raise BybitError(403, f'not sent: HTTP 403 pause, {duration(blocked_s)} left', path)
-            headers = self._sign(query) if signed else {}
+            headers = self.signer.rest_headers(query, self.recv_window_ms) if signed else {}
             started = time.monotonic()
             try:
                 with self._lock:
@@ -933,8 +1413,8 @@ class BybitRest:
         result = self.get('/v5/market/time', signed=False)
         received = now_ms()
         server_ms = int(result.get('timeNano') or 0) // 1_000_000 or int(result['timeSecond']) * 1000
-        self.clock_offset_ms = server_ms - (sent + received) // 2
-        self.clock_measured_at = time.monotonic()
+        self.signer.clock_offset_ms = server_ms - (sent + received) // 2
+        self.signer.measured_at = time.monotonic()
         # Below a second the offset is noise (and within Bybit's recv_window); above, say so.
         level = logging.WARNING if abs(self.clock_offset_ms) >= 1000 else logging.DEBUG
         log.log(level, 'clock skew: this machine is %d ms %s Bybit; signing with that correction '
@@ -981,14 +1461,16 @@ def body_hint(text: str, limit: int = 120) -> str:
 
 
 class _Stream:
-    """One websocket connection, public or private, and the state that belongs to it."""
+    """One websocket connection, the private one or the public one of a category, and the state
+    that belongs to it."""
 
-    def __init__(self, kind: str, url: str, topics: list):
-        self.kind, self.url, self.topics = kind, url, list(topics)
+    def __init__(self, kind: str, url: str, topics: list, category: str = ''):
+        self.kind, self.url, self.topics, self.category = kind, url, list(topics), category
+        self.name = kind if kind == 'private' else f'public {category}'
         self.ws: websocket.WebSocket | None = None
         self.last_recv = self.last_ping = self.opened_at = 0.0
         self.authed = self.ready = False
-        self.pending: collections.OrderedDict = collections.OrderedDict()  # req_id -> topic
+        self.pending: collections.OrderedDict = collections.OrderedDict()  # req_id -> topics
         self.req_seq = 0
         self.ever_up = False
         self.down_since: float | None = time.monotonic()
@@ -996,6 +1478,71 @@ class _Stream:
         self.down_reported = False
         self.auth_rejected = False
         self.clock_checked = False
+        self.backoff = _Backoff(1.0, 60.0)
+        self.routes: dict = {}        # topic -> handler, learned on first sight
+        self.books: dict = {}         # orderbook topic -> the _Book it keeps
+        self.last_candle: dict = {}   # kline topic -> start of the newest confirmed candle
+
+    def status(self, event: str, **extra: Any) -> dict:
+        return {'event': event, 'stream': self.kind, 'category': self.category, **extra}
+
+
+class _Book:
+    """One order book, best levels first, with the sort keys that keep it in order."""
+    __slots__ = ('ask_keys', 'asks', 'bid_keys', 'bids', 'ready')
+
+    def __init__(self) -> None:
+        self.bid_keys: list = []
+        self.ask_keys: list = []
+        self.bids: list = []
+        self.asks: list = []
+        self.ready = False
+
+
+def parse_markets(entries: Iterable, category: str | None = None) -> list:
+    """Market(category, symbol) of 'BTCUSDT', 'spot:ETHUSDT' or ('spot', 'ETHUSDT') entries; a
+    symbol without a category gets `category`, else the one its name implies, else linear."""
+    markets: list = []
+    for entry in entries:
+        if isinstance(entry, (tuple, list)):
+            cat, symbol = entry
+        else:
+            cat, _, symbol = str(entry).rpartition(':')
+        symbol = str(symbol).strip().upper()
+        cat = (cat or category or derive_category(symbol) or 'linear').strip().lower()
+        if Market(cat, symbol) not in markets:
+            markets.append(Market(cat, symbol))
+    return markets
+
+
+def settle_params(category: str) -> list:
+    """The extra query that lists a category's open orders or positions: linear needs symbol,
+    baseCoin or settleCoin (docs/v5/order/open-order.mdx, docs/v5/position/position.mdx), so it
+    is asked once per settle coin; inverse, spot and option orders, and inverse and option
+    positions, are listed by category alone (option: "baseCoin ... For option only")."""
+    if category == 'linear':
+        return [{'settleCoin': coin} for coin in ('USDT', 'USDC')]
+    return [{}]
+
+
+def list_open_positions(rest: BybitRest, category: str) -> list:
+    """Every open position of a category (GET /v5/position/list; without a symbol it lists only
+    positions with a size). REST calls the entry price avgPrice, the websocket entryPrice."""
+    rows: list = []
+    for extra in settle_params(category):
+        rows += rest.get_all('/v5/position/list', {'category': category, **extra}, limit=200,
+                             max_pages=10)
+    for row in rows:
+        row.setdefault('entryPrice', row.get('avgPrice', ''))
+    return rows
+
+
+SUBSCRIBE_CHUNK = 10  # args per subscribe request: spot's limit (docs/v5/ws/connect.mdx, Args limits)
+PUBLIC_ARGS_CHARS = 21_000  # ... and the args of one public connection, in characters
+# The first version's callback names for each kind of event
+LEGACY_CALLBACKS = {'trade': 'trade', 'ticker': 'instrument', 'orderbook': 'orderbook',
+                    'kline': 'ohlcv', 'order': 'order', 'execution': 'execution',
+                    'position': 'position', 'wallet': 'wallet'}
 
 
 def translate_topic(topic: str) -> str:
@@ -1185,16 +1732,23 @@ class _FrameReader:
 
 
 class BybitWS:
-    """Bybit V5 websocket client for one symbol: a public connection and, with keys, a private one.
+    """Bybit V5 websocket client for a whole account: the public stream of each category with
+    market topics, and, with keys, the private stream that carries every category.
 
-    Each connection authenticates (private), subscribes one topic per request and checks every ack,
-    sends {"op":"ping"} every ping_interval_s, and is reconnected with capped exponential backoff
-    and jitter when it drops or stays silent for watchdog_s. After each private (re)connect the
-    missed fills, orders, positions and wallet are backfilled over signed REST GETs. Received data
-    updates `data` (the first version's keys) under one lock; `get_orderbooks()` returns a copy.
+    `BybitWS(key, secret, is_testnet, symbol, channel, callback)` watches one symbol, as the first
+    version did; `symbols=['BTCUSDT', 'spot:ETHUSDT', ...]` watches several, across categories.
+    Each connection authenticates (private), subscribes in requests of at most 10 topics and
+    checks every ack, sends {"op":"ping"} every ping_interval_s, and is reconnected with capped
+    exponential backoff and jitter when it drops or stays silent for watchdog_s. After each
+    private (re)connect the fills, orders and positions missed in each category, and the wallet,
+    are read back over signed REST GETs. Account memory lives in one AccountJournal (`journal`),
+    which refuses updates older than what it holds. `data` keeps the first version's keys for the
+    first symbol; `get_orderbooks(symbol)` returns a copy of any symbol's book.
+
     Callbacks, keyed trade, instrument, orderbook, ohlcv, position, execution, order, wallet (and
-    status for connection events), are called as fn(ws, data); one that raises is logged, and the
-    stream goes on.
+    status for connection events), are called as fn(ws, data), and each item carries its
+    category and symbol; `event` is called as fn(ws, Event) with the typed event. One that raises
+    is logged, and the stream goes on.
     """
 
     auth_retry_s = 300.0
@@ -1203,35 +1757,32 @@ class BybitWS:
 
     def __init__(self, api_key: str, api_secret: str, is_testnet: bool = False,
                  symbol: str = 'BTCUSD', channel: list = [], callback: dict = {}, *,  # noqa: B006
-                 category: str | None = None, public_url: str | None = None,
+                 symbols: Iterable | None = None, categories: Iterable | None = None,
+                 category: str | None = None, public_url: str | dict | None = None,
                  private_url: str | None = None, rest_url: str | None = None,
                  demo: bool = False, period: str = '1', ping_interval_s: float = 20.0,
                  watchdog_s: float = 45.0, down_alert_s: float = 60.0, autostart: bool = True,
-                 fast_reader: bool = False):
-        self.symbol = symbol.upper()
+                 fast_reader: bool = False, journal: AccountJournal | None = None):
+        self.markets = parse_markets(symbols or [symbol], category)
+        self.symbol, self.category = self.markets[0].symbol, self.markets[0].category
+        self.categories = tuple(c for c in CATEGORIES if c in (categories or CATEGORIES))
         # fast_reader: read frames in large chunks (_FrameReader), about twice the messages a
         # second. Off by default: under a flood, a receive thread that rarely waits on the socket
         # holds the GIL for whole switch intervals, and every thread handoff on the alert path
         # (private stream, alert policy, state file, Discord) waits up to 5 ms for it
         # (tests/bench.py: alert p99 92 ms with it, 6 ms without, during a kline flood).
         self.fast_reader = fast_reader
-        self.category = category or derive_category(self.symbol) or 'linear'
         self.period = str(period)
         self.callback = dict(callback or {})
         self.ping_interval_s, self.watchdog_s = ping_interval_s, watchdog_s
         self.down_alert_s = down_alert_s
-        self._api_key, self._api_secret = api_key or '', api_secret or ''
-        register_secret(self._api_secret)
-
-        self._lock = threading.RLock()
+        self.signer = _Signer(api_key, api_secret)
+        self.journal = journal or AccountJournal()
+        self._lock = self.journal.lock  # one lock for the account memory and `data`
         self._stop = threading.Event()
-        self._bid_keys: list = []
-        self._ask_keys: list = []
-        self._bids: list = []
-        self._asks: list = []
-        self._book_ready = False
-        self._symbol_suffix = f'.{self.symbol}'
-        self._book_topic = ''
+        self._book = _Book()                # the first symbol's, behind data['board_snapshot']
+        self._books: dict = {}              # Market -> _Book
+        self._data_suffix = f'.{self.symbol}'
         self.data: dict = {
             'connection': False,
             'last_price': 0,
@@ -1239,29 +1790,20 @@ class BybitWS:
             'ohlcv': collections.deque(maxlen=1000),
             'execution': collections.deque(maxlen=200),
             'instrument': {},
-            'board_snapshot': {'asks': self._asks, 'bids': self._bids},
+            'board_snapshot': {'asks': self._book.asks, 'bids': self._book.bids},
             'position': {},
             'my_execution': collections.deque(maxlen=50),
             'my_order': collections.deque(maxlen=50),
-            'my_open_order': {},
+            'my_open_order': self.journal.open_orders,
             'wallet': {},
         }
-        self._seen_exec = BoundedSet(5000)
-        self._exec_watermark_ms: int | None = None  # execTime of the newest fill seen
-        # Recovery windows [start_ms, end_ms] (Bybit's clock), fixed when the private stream went
-        # down (end None until it is back), each dropped only once a backfill over it succeeded.
-        self._exec_gaps: list = []
-        self._resync_due: set = set()        # order/position/wallet re-reads still owed
+        self._resync_due: set = set()        # (step, category) re-reads still owed
         self._retry_pending = False
-        self._recovery_failures = 0
-        self._position_symbols = BoundedSet(100, [self.symbol])
-        self._latest = {'order': LatestKnown('order', 2000), 'position': LatestKnown('position', 200),
-                        'wallet': LatestKnown('wallet', 20)}
+        self._recovery_backoff = _Backoff(5.0, 300.0, jitter=False)
         self._auth_event = threading.Event()
         self._auth_result: str | None = None
         self._tasks: queue.Queue = queue.Queue()
         self._threads: list = []
-        self._routes: dict = {}
         self._handlers = {
             'orderbook': self._on_orderbook, 'publicTrade': self._on_trade,
             'tickers': self._on_ticker, 'kline': self._on_kline, 'order': self._on_order,
@@ -1269,18 +1811,30 @@ class BybitWS:
             'wallet': self._on_wallet,
         }
 
-        public, private, rest = default_urls(self.category, is_testnet, demo)
-        self.rest = BybitRest(rest_url or rest, self._api_key, self._api_secret)
-        topics = self._channels(channel)
-        depths = [t for t in topics if t.startswith('orderbook.') and t.endswith(self._symbol_suffix)]
-        if depths:  # data['board_snapshot'] follows one depth; a depth-1 feed must not cut it
-            self._book_topic = max(depths, key=lambda t: int('0' + re.sub(r'\D', '', t)))
-        public_topics = [t for t in topics if not is_private_topic(t)]
-        private_topics = [t for t in topics if is_private_topic(t)]
+        _, private, rest = default_urls(self.category, is_testnet, demo)
+        self.rest = BybitRest(rest_url or rest, signer=self.signer)
         self._streams: list = []
-        if public_topics:
-            self._streams.append(_Stream('public', public_url or public, public_topics))
-        if private_topics and self._api_key:
+        by_category: dict = {}
+        private_topics = []
+        for cat, topic in self._channels(channel):
+            if cat:
+                by_category.setdefault(cat, []).append(topic)
+            else:
+                private_topics.append(topic)
+        for cat, topics in by_category.items():
+            if isinstance(public_url, dict):
+                url = public_url.get(cat) or default_urls(cat, is_testnet, demo)[0]
+            elif public_url:
+                url = public_url if cat == self.category else public_url_for(public_url, cat)
+            else:
+                url = default_urls(cat, is_testnet, demo)[0]
+            st = _Stream('public', url, topics, cat)
+            self._keep_books(st)
+            self._streams.append(st)
+            if sum(len(t) for t in topics) > PUBLIC_ARGS_CHARS:
+                log.warning('%s stream: its topics pass the 21,000 characters Bybit allows per '
+                            'connection; some may be refused', st.name)
+        if private_topics and self.signer.api_key:
             self._streams.append(_Stream('private', private_url or private, private_topics))
         elif private_topics:
             log.info('no API key: private topics %s are not subscribed', ', '.join(private_topics))
@@ -1291,7 +1845,8 @@ class BybitWS:
 
     def start(self) -> None:
         """Open the connections (each in its own thread) plus the heartbeat and REST worker."""
-        targets = [(self._run_stream, (st,), f'bybit-{st.kind}') for st in self._streams]
+        targets = [(self._run_stream, (st,), f'bybit-{st.name.replace(" ", "-")}')
+                   for st in self._streams]
         targets += [(self._heartbeat, (), 'bybit-heartbeat'), (self._work, (), 'bybit-rest')]
         for target, args, name in targets:
             thread = threading.Thread(target=target, args=args, name=name, daemon=True)
@@ -1299,7 +1854,7 @@ class BybitWS:
             self._threads.append(thread)
 
     def close(self, timeout_s: float = 5.0) -> None:
-        """Stop every thread and close both connections, waiting at most timeout_s in all. A REST
+        """Stop every thread and close every connection, waiting at most timeout_s in all. A REST
         call in flight is abandoned (its thread is a daemon) rather than waited for."""
         self._stop.set()
         self.rest.close()
@@ -1312,16 +1867,23 @@ class BybitWS:
                 thread.join(timeout=max(deadline - time.monotonic(), 0.01))
         self.data['connection'] = False
 
-    def get_orderbooks(self) -> dict:
-        """A consistent copy of the order book, best levels first: {'bids': [...], 'asks': [...]}
-        with each level a (price, size) pair."""
+    def get_orderbooks(self, symbol: str | None = None) -> dict:
+        """A consistent copy of an order book, best levels first: {'bids': [...], 'asks': [...]}
+        with each level a (price, size) pair. symbol: 'BTCUSDT' or 'spot:BTCUSDT'; None: the
+        first symbol. A symbol without a book kept gives empty sides."""
+        book = self._book
+        if symbol is not None:
+            market = parse_markets([symbol])[0]
+            book = self._books.get(market) if ':' in str(symbol) else next(
+                (b for m, b in self._books.items() if m.symbol == market.symbol), None)
         with self._lock:
-            return {'bids': list(self._bids), 'asks': list(self._asks)}
+            return {'bids': list(book.bids), 'asks': list(book.asks)} if book else \
+                {'bids': [], 'asks': []}
 
     def open_orders(self) -> dict:
-        """A copy of data['my_open_order'], taken under the lock."""
+        """A copy of the open orders (data['my_open_order']), taken under the lock."""
         with self._lock:
-            return dict(self.data['my_open_order'])
+            return dict(self.journal.open_orders)
 
     @property
     def topics(self) -> list:
@@ -1329,10 +1891,7 @@ class BybitWS:
         return [t for st in self._streams for t in st.topics]
 
     def unrecovered_since_ms(self) -> int | None:
-        """The start of the oldest fill gap not yet backfilled (Bybit's clock), or None: a saved
-        watermark must never pass it, or a restart would not recover it either."""
-        with self._lock:
-            return min((gap[0] for gap in self._exec_gaps), default=None)
+        return self.journal.unrecovered_since_ms()
 
     def wait_authenticated(self, timeout: float) -> str | None:
         """'ok' or 'rejected' for the first private auth, None if no answer came in time."""
@@ -1342,50 +1901,71 @@ class BybitWS:
     @property
     def watches_fills(self) -> bool:
         """True when a private stream carries executions: only then are fills owed a backfill."""
-        return any(st.kind == 'private' and any(t.split('.', 1)[0] == 'execution'
-                                                for t in st.topics) for st in self._streams)
+        return bool(self._covered('execution'))
 
     def seed(self, exec_watermark_ms: int | None = None, exec_ids: Iterable = (),
              open_orders: dict | None = None, position_symbols: Iterable = (),
              first_start: bool = False) -> None:
-        """Restore what a previous run knew, so the first connect backfills what it missed:
-        every fill after exec_watermark_ms (Bybit's clock) is recovered. On a first start the
-        watermark is the start itself: a fill from before it is not news, so no margin."""
+        """Restore what a previous run knew (into the journal), so that the first connect
+        backfills what it missed: every fill after the watermark (Bybit's clock) is recovered.
+        On a first start the watermark is the start itself: a fill from before it is not news,
+        so no margin. A journal loaded from the state file needs no arguments but first_start."""
+        journal = self.journal
         with self._lock:
-            self._exec_watermark_ms = exec_watermark_ms
-            self._exec_gaps.clear()
-            if self.watches_fills:
-                self._open_gap(0 if first_start else BACKFILL_MARGIN_MS)
+            if exec_watermark_ms is not None:
+                journal.exec_watermark_ms = exec_watermark_ms
             for exec_id in exec_ids:
-                self._seen_exec.add(exec_id)
-            for order_id, order in (open_orders or {}).items():
-                if self._latest['order'].offer(order_id, order):
-                    self.data['my_open_order'][order_id] = order
+                journal.exec_ids.add(exec_id)
+            journal.ingest('order', list((open_orders or {}).values()))
             for symbol in position_symbols:
-                self._position_symbols.add(symbol)
+                journal.open_positions[(self.category, symbol)] = None
+            journal.gaps.clear()
+            journal.open_gap(self._covered('execution'), 0 if first_start else BACKFILL_MARGIN_MS)
 
     # -- connections ---------------------------------------------------------------------------
 
     def _channels(self, channel: list) -> list:
+        """(category, topic) for each topic; '' for private ones. A public topic's category is
+        its prefix (spot:kline.1.BTCUSDT), else that of the symbol it names."""
         if not channel:
-            channel = [f'publicTrade.{self.symbol}', f'tickers.{self.symbol}',
-                       f'orderbook.200.{self.symbol}', f'kline.{self.period}.{self.symbol}',
-                       'position', 'execution', 'order', 'wallet']
-        topics = []
-        for topic in channel:
-            topic = translate_topic(str(topic))
+            channel = [f'{m.category}:{name}.{m.symbol}' for m in self.markets
+                       for name in ('publicTrade', 'tickers', 'orderbook.200', f'kline.{self.period}')]
+            channel += ['position', 'execution', 'order', 'wallet']
+        known = {m.symbol: m.category for m in reversed(self.markets)}
+        topics: list = []
+        for entry in channel:
+            prefix, _, topic = str(entry).rpartition(':')
+            topic = translate_topic(topic)
             if topic.startswith('dcp'):  # Disconnection Protect cancels all orders when we drop
                 log.error('topic %r refused: a read-only notifier must never subscribe to dcp', topic)
-            elif topic not in topics:
-                topics.append(topic)
+                continue
+            if is_private_topic(topic):
+                pair = ('', topic)
+            else:
+                pair = (prefix.lower() or known.get(topic.rpartition('.')[2], self.category), topic)
+            if pair not in topics:
+                topics.append(pair)
         return topics
 
+    def _keep_books(self, st: _Stream) -> None:
+        """Each symbol's book follows its deepest depth: a depth-1 feed must not cut it."""
+        depths: dict = {}
+        for topic in st.topics:
+            if topic.startswith('orderbook.'):
+                symbol = topic.rpartition('.')[2]
+                depth = int('0' + re.sub(r'\D', '', topic.split('.')[1]))
+                if depth > depths.get(symbol, (0, ''))[0]:
+                    depths[symbol] = (depth, topic)
+        for symbol, (_, topic) in depths.items():
+            market = Market(st.category, symbol)
+            book = self._book if market == self.markets[0] else _Book()
+            self._books[market] = st.books[topic] = book
+
     def _run_stream(self, st: _Stream) -> None:
-        attempt = 0
         while not self._stop.is_set():
             started = time.monotonic()
             reason = 'closed'
-            log.debug('%s stream: connecting to %s', st.kind, st.url)
+            log.debug('%s stream: connecting to %s', st.name, st.url)
             try:
                 ws = websocket.create_connection(
                     st.url, timeout=10, enable_multithread=True, skip_utf8_validation=True)
@@ -1411,12 +1991,9 @@ class BybitWS:
             if self._stop.is_set():
                 break
             if time.monotonic() - started > 60 and st.ever_up:
-                attempt = 0
-            delay = min(self.backoff_cap_s, self.backoff_base_s * 2 ** attempt)
-            delay *= random.uniform(0.5, 1.0)
-            attempt = min(attempt + 1, 16)
-            if st.auth_rejected:
-                delay = self.auth_retry_s
+                st.backoff.reset()
+            st.backoff.base_s, st.backoff.cap_s = self.backoff_base_s, self.backoff_cap_s
+            delay = self.auth_retry_s if st.auth_rejected else st.backoff.next()
             self._on_down(st, reason, delay)
             self._stop.wait(delay)
 
@@ -1426,15 +2003,11 @@ class BybitWS:
             st.last_recv = st.last_ping = st.opened_at = time.monotonic()
             st.authed = st.ready = False
             st.pending.clear()
-        log.info('%s stream connected to %s', st.kind, st.url)
+        log.info('%s stream connected to %s', st.name, st.url)
         if st.kind == 'private':
-            expires = self.rest.server_now_ms() + 10_000  # headroom: +1 s fails under lag
-            signature = hmac.new(self._api_secret.encode(), f'GET/realtime{expires}'.encode(),
-                                 hashlib.sha256).hexdigest()
-            self._send(st, {'req_id': 'auth', 'op': 'auth',
-                            'args': [self._api_key, expires, signature]})
+            self._send(st, self.signer.ws_auth())
         else:
-            self._subscribe_all(st)
+            self._subscribe(st, st.topics)
 
     def _recv_loop(self, st: _Stream, ws: websocket.WebSocket) -> str:
         recv = _FrameReader.for_connection(ws) if self.fast_reader else ws.recv_data
@@ -1456,10 +2029,10 @@ class BybitWS:
                 st.down_since, st.down_wall_ms = time.monotonic(), self.rest.server_now_ms()
             self.data['connection'] = False
             if st.kind == 'private':
-                self._open_gap()
+                self.journal.open_gap(self._covered('execution'), BACKFILL_MARGIN_MS)
         if st.ever_up or not st.auth_rejected:
-            log.warning('%s stream down (%s); reconnecting in %.1f s', st.kind, reason, retry_s)
-        self._emit_status({'event': 'disconnected', 'stream': st.kind, 'reason': reason})
+            log.warning('%s stream down (%s); reconnecting in %.1f s', st.name, reason, retry_s)
+        self._emit_status(st.status('disconnected', reason=reason))
 
     def _on_ready(self, st: _Stream, recovered_fills: int | None = None,
                   complete: bool = True) -> None:
@@ -1468,14 +2041,13 @@ class BybitWS:
             first = not st.ever_up
             st.ever_up, st.down_since, st.down_reported = True, None, False
             self.data['connection'] = all(s.ready for s in self._streams)
-        log.info('%s stream ready: %s', st.kind, ', '.join(st.topics) or 'no topics')
+        log.info('%s stream ready: %s', st.name, ', '.join(st.topics) or 'no topics')
         # complete: False when part of the private recovery failed and is still owed (retried)
-        self._emit_status({'event': 'ready', 'stream': st.kind, 'first': first,
-                           'complete': complete})
+        self._emit_status(st.status('ready', first=first, complete=complete))
         if down_since is not None and (reported or not first):
-            self._emit_status({'event': 'restored', 'stream': st.kind, 'reported': reported,
-                               'down_s': time.monotonic() - down_since,
-                               'recovered_fills': recovered_fills})
+            self._emit_status(st.status('restored', reported=reported,
+                                        down_s=time.monotonic() - down_since,
+                                        recovered_fills=recovered_fills))
 
     def _send(self, st: _Stream, message: dict) -> None:
         ws = st.ws
@@ -1484,7 +2056,7 @@ class BybitWS:
         try:
             ws.send(json.dumps(message))
         except Exception as exc:  # noqa: BLE001 (a dead socket: reconnect)
-            log.info('%s stream: send failed (%s); reconnecting', st.kind, type(exc).__name__)
+            log.info('%s stream: send failed (%s); reconnecting', st.name, type(exc).__name__)
             self._abort(ws)
 
     @staticmethod
@@ -1495,26 +2067,29 @@ class BybitWS:
             except OSError as exc:
                 log.debug('abort: %s', exc)
 
-    def _subscribe_all(self, st: _Stream) -> None:
-        # One topic per request: one bad topic would fail a whole request (third-party report in
-        # docs/bybit_v5.md §4), and spot allows at most 10 args per request.
+    def _subscribe(self, st: _Stream, topics: list, chunk: int = SUBSCRIBE_CHUNK) -> None:
+        # At most 10 topics per request (spot's limit). A request Bybit refuses names one bad
+        # topic; the others of that request are sent again one per request (a third-party report
+        # in docs/bybit_v5.md §4 says one bad topic fails the whole request).
+        sent = []
         with self._lock:
-            for topic in st.topics:
+            for i in range(0, len(topics), chunk):
                 st.req_seq += 1
-                st.pending[f'{st.kind[:3]}{st.req_seq}'] = topic
-            requests_ = list(st.pending.items())
-        if not requests_:
+                sent.append((f'{st.kind[:3]}{st.req_seq}', list(topics[i:i + chunk])))
+            st.pending.update(sent)
+            waiting = bool(st.pending)
+        if not waiting:
             self._stream_ready(st)
-        for req_id, topic in requests_:
-            log.debug('%s stream: subscribing to %s (req_id %s)', st.kind, topic, req_id)
-            self._send(st, {'req_id': req_id, 'op': 'subscribe', 'args': [topic]})
+        for req_id, args in sent:
+            log.debug('%s stream: subscribing to %s (req_id %s)', st.name, ', '.join(args), req_id)
+            self._send(st, {'req_id': req_id, 'op': 'subscribe', 'args': args})
 
     def _ack_timeout(self, st: _Stream) -> None:
         with self._lock:
-            waiting = list(st.pending.values())
+            waiting = [t for args in st.pending.values() for t in args]
             st.pending.clear()
         if waiting:
-            log.warning('%s stream: no subscribe ack for %s within %.0f s; carrying on', st.kind,
+            log.warning('%s stream: no subscribe ack for %s within %.0f s; carrying on', st.name,
                         ', '.join(waiting), self.ack_timeout_s)
             self._stream_ready(st)
 
@@ -1524,11 +2099,10 @@ class BybitWS:
                 return
             st.ready = True
         if st.kind == 'private':
-            with self._lock:  # from here fills arrive live: the gap's end is now fixed
-                for gap in self._exec_gaps:
-                    if gap[1] is None:
-                        gap[1] = self.rest.server_now_ms() + BACKFILL_MARGIN_MS
-                self._resync_due.update(('order', 'position', 'wallet'))
+            # From here fills arrive live: each open gap's end is now fixed.
+            self.journal.close_gaps(self.rest.server_now_ms() + BACKFILL_MARGIN_MS)
+            with self._lock:
+                self._resync_due.update(self._resync_steps())
             self._submit(lambda: self._recover_private(st))
         else:
             if st.ever_up:
@@ -1546,7 +2120,7 @@ class BybitWS:
                     silent_s = clock - st.last_recv
                     if silent_s > self.watchdog_s:
                         log.warning('%s stream: nothing received for %.0f s (no data, no pong); '
-                                    'reconnecting', st.kind, silent_s)
+                                    'reconnecting', st.name, silent_s)
                         st.last_recv = clock
                         self._abort(ws)
                     elif clock - st.last_ping >= self.ping_interval_s:
@@ -1557,8 +2131,7 @@ class BybitWS:
                 if (st.down_since is not None and not st.down_reported and not st.auth_rejected
                         and clock - st.down_since >= self.down_alert_s):
                     st.down_reported = True
-                    self._emit_status({'event': 'down', 'stream': st.kind,
-                                       'down_s': clock - st.down_since})
+                    self._emit_status(st.status('down', down_s=clock - st.down_since))
 
     # -- worker: REST calls never run on a receive thread ------------------------------------
 
@@ -1586,7 +2159,7 @@ class BybitWS:
         """Parse one frame and route it. Never raises: a bad frame is one throttled log line."""
         if len(raw) > MAX_FRAME_BYTES:
             log_throttled(logging.WARNING, 'huge', '%s stream: ignored a frame of %d bytes: %s',
-                          st.kind, len(raw), trim(raw, 120))
+                          st.name, len(raw), trim(raw, 120))
             return
         try:
             msg = json.loads(raw)
@@ -1594,19 +2167,19 @@ class BybitWS:
             if topic is None:
                 self._on_control(st, msg)
                 return
-            handler = self._routes.get(topic)
+            handler = st.routes.get(topic)
             if handler is None:
-                handler = self._route(topic)
-            handler(topic, msg)
+                handler = self._route(st, topic)
+            handler(st, topic, msg)
         except Exception as exc:  # noqa: BLE001 (a bad frame must never stop the stream)
             log_throttled(logging.WARNING, f'bad-frame-{type(exc).__name__}',
-                          '%s stream: ignored a malformed frame (%s: %s): %s', st.kind,
+                          '%s stream: ignored a malformed frame (%s: %s): %s', st.name,
                           type(exc).__name__, trim(exc, 120), trim(raw))
 
-    def _route(self, topic: str) -> Callable[[str, dict], None]:
+    def _route(self, st: _Stream, topic: str) -> Callable[[_Stream, str, dict], None]:
         handler = self._handlers.get(topic.split('.', 1)[0], self._on_other)
-        if len(self._routes) < 1000:
-            self._routes[topic] = handler
+        if len(st.routes) < 1000:
+            st.routes[topic] = handler
         return handler
 
     def _on_control(self, st: _Stream, msg: dict) -> None:
@@ -1618,7 +2191,7 @@ class BybitWS:
         elif op == 'subscribe' or msg.get('type') == 'COMMAND_RESP':
             self._on_subscribe_ack(st, msg)
         elif op != 'unsubscribe':
-            log_throttled(logging.INFO, 'control', '%s stream: unexpected frame %s', st.kind,
+            log_throttled(logging.INFO, 'control', '%s stream: unexpected frame %s', st.name,
                           trim(json.dumps(msg)))
 
     def _on_auth(self, st: _Stream, msg: dict) -> None:
@@ -1632,7 +2205,7 @@ class BybitWS:
             log.info('private stream authenticated')
             if was_rejected:
                 self._emit_status({'event': 'auth_ok'})
-            self._subscribe_all(st)
+            self._subscribe(st, st.topics)
             return
         reason = trim(msg.get('ret_msg') or 'no reason given', 200)
         if 'params error' in reason.lower() and not st.clock_checked:
@@ -1660,29 +2233,40 @@ class BybitWS:
             log.warning('could not read Bybit server time: %s', exc)
 
     def _on_subscribe_ack(self, st: _Stream, msg: dict) -> None:
+        # Ack shapes differ: linear/inverse/spot echo req_id with success and ret_msg; option
+        # answers COMMAND_RESP with failTopics; the private ack carries no req_id (docs examples).
         reason = str(msg.get('ret_msg') or '')
+        named = re.search(r'topic:(\S+)', reason)
         with self._lock:
-            topic = st.pending.pop(msg.get('req_id') or '', None)
-            if topic is None:  # the private ack carries no req_id (docs example): match the topic
-                named = re.search(r'topic:(\S+)', reason)
+            args = st.pending.pop(msg.get('req_id') or '', None)
+            if args is None:  # no req_id: the request naming the topic, else the oldest one
                 for req_id, waiting in st.pending.items():
-                    if named is None or waiting == named.group(1):
-                        topic = st.pending.pop(req_id)
+                    if named is None or named.group(1) in waiting:
+                        args = st.pending.pop(req_id)
                         break
-            failed = list((msg.get('data') or {}).get('failTopics') or [])
-            if topic and msg.get('success') is False and 'already subscribed' not in reason:
-                failed.append(topic)
-            for bad in failed:
-                if bad in st.topics:
-                    st.topics.remove(bad)
-            done = not st.pending
-        if topic and topic not in failed:
-            log.debug('%s stream: subscribed to %s (%s)', st.kind, topic, trim(reason, 80) or 'ack')
-        for bad in failed:
+            args = args or []
+            failed = [t for t in (msg.get('data') or {}).get('failTopics') or () if t in st.topics]
+            retry: list = []
+            if msg.get('success') is False and 'already subscribed' not in reason:
+                bad = named.group(1) if named and named.group(1) in args else (
+                    args[0] if len(args) == 1 else None)
+                failed += [bad] if bad else []
+                retry = [t for t in args if t != bad] if len(args) > 1 else []
+            for topic in failed:
+                if topic in st.topics:
+                    st.topics.remove(topic)
+        if args and not failed and not retry:
+            log.debug('%s stream: subscribed to %s (%s)', st.name, ', '.join(args),
+                      trim(reason, 80) or 'ack')
+        for topic in failed:
             log.error('Bybit rejected the subscription to %s (%s): check BYBIT_SYMBOL and '
-                      'BYBIT_CATEGORY; not retrying it', bad, trim(reason or 'failTopics', 200))
-            self._emit_status({'event': 'topic_rejected', 'topic': bad, 'reason': reason})
-        if done and not st.ready:
+                      'BYBIT_CATEGORY; not retrying it', topic, trim(reason or 'failTopics', 200))
+            self._emit_status(st.status('topic_rejected', topic=topic, reason=reason))
+        if retry:  # the rest of a refused request, one topic per request
+            log.info('%s stream: subscribing to %d topic(s) one by one after a refused request',
+                     st.name, len(retry))
+            self._subscribe(st, retry, chunk=1)
+        elif not st.pending and not st.ready:
             self._stream_ready(st)
 
     def _call(self, name: str, payload: Any) -> None:
@@ -1697,7 +2281,12 @@ class BybitWS:
     def _emit_status(self, event: dict) -> None:
         self._call('status', event)
 
-    def _on_other(self, topic: str, msg: dict) -> None:
+    def _publish(self, event: Event, payload: Any) -> None:
+        """Hand an event to its first-version callback (payload) and to `event` (the Event)."""
+        self._call(LEGACY_CALLBACKS[event.kind], payload)
+        self._call('event', event)
+
+    def _on_other(self, st: _Stream, topic: str, msg: dict) -> None:
         name = topic.split('.', 1)[0]
         if name in self.callback:
             self._call(name, msg.get('data'))
@@ -1705,51 +2294,60 @@ class BybitWS:
             log_throttled(logging.INFO, f'topic-{name}', 'ignored a frame of unknown topic %r',
                           trim(topic, 80))
 
-    def _on_orderbook(self, topic: str, msg: dict) -> None:
-        book = msg['data']
+    def _on_orderbook(self, st: _Stream, topic: str, msg: dict) -> None:
+        data = msg['data']
         kind = msg.get('type')
-        bids = _parse_levels(book.get('b', ()), -1.0)  # negated: ascending keys = best bid first
-        asks = _parse_levels(book.get('a', ()), 1.0)
-        if topic == self._book_topic:
+        bids = _parse_levels(data.get('b', ()), -1.0)  # negated: ascending keys = best bid first
+        asks = _parse_levels(data.get('a', ()), 1.0)
+        book = st.books.get(topic)
+        if book is not None:
             with self._lock:
-                if kind == 'snapshot' or book.get('u') == 1:  # u == 1: service restart, overwrite
-                    for keys, levels, updates in ((self._bid_keys, self._bids, bids),
-                                                  (self._ask_keys, self._asks, asks)):
+                if kind == 'snapshot' or data.get('u') == 1:  # u == 1: service restart, overwrite
+                    for keys, levels, updates in ((book.bid_keys, book.bids, bids),
+                                                  (book.ask_keys, book.asks, asks)):
                         fresh = {key: (price, size) for key, price, size in updates if size > 0}
                         keys[:] = sorted(fresh)
                         levels[:] = [fresh[key] for key in keys]
-                    self._book_ready = True
+                    book.ready = True
                 elif kind == 'delta':
-                    if not self._book_ready:
+                    if not book.ready:
                         raise ValueError('order-book delta before any snapshot')
-                    _apply_levels(self._bid_keys, self._bids, bids)
-                    _apply_levels(self._ask_keys, self._asks, asks)
+                    _apply_levels(book.bid_keys, book.bids, bids)
+                    _apply_levels(book.ask_keys, book.asks, asks)
                 else:
                     raise ValueError(f'order-book type {trim(kind, 20)}')
-                self.data['timestamp']['orderbook'] = msg.get('ts')
-        self._call('orderbook', book)
+                if book is self._book:
+                    self.data['timestamp']['orderbook'] = msg.get('ts')
+        if 'orderbook' in self.callback or 'event' in self.callback:
+            data['category'] = st.category
+            self._publish(Event('orderbook', st.category, data.get('s') or '', topic, [data]),
+                          data)
 
-    def _on_trade(self, topic: str, msg: dict) -> None:
+    def _on_trade(self, st: _Stream, topic: str, msg: dict) -> None:
         trades = _items(msg['data'], 'p', topic)
         last = float(trades[-1]['p']) if trades else None
         if last is not None and not 0 < last < math.inf:
             raise ValueError(f'trade price {trim(trades[-1]["p"], 40)}')
-        if topic.endswith(self._symbol_suffix):
+        if st.category == self.category and topic.endswith(self._data_suffix):
             with self._lock:
                 self.data['execution'].extend(trades)
                 if last is not None:
                     self.data['last_price'] = last
                 self.data['timestamp']['trade'] = msg.get('ts')
-        self._call('trade', trades)
+        if 'trade' in self.callback or 'event' in self.callback:
+            for trade in trades:
+                trade['category'] = st.category
+            self._publish(Event('trade', st.category, topic.rpartition('.')[2], topic, trades),
+                          trades)
 
-    def _on_ticker(self, topic: str, msg: dict) -> None:
+    def _on_ticker(self, st: _Stream, topic: str, msg: dict) -> None:
         ticker = msg['data']
         if type(ticker) is not dict:
             raise ValueError(f'{topic}: data is not an object')
         last = float(ticker['lastPrice']) if ticker.get('lastPrice') else None
         if last is not None and not 0 < last < math.inf:
             raise ValueError(f'lastPrice {trim(ticker["lastPrice"], 40)}')
-        if topic.endswith(self._symbol_suffix):
+        if st.category == self.category and topic.endswith(self._data_suffix):
             with self._lock:  # parsed above: a bad frame leaves data untouched
                 instrument = self.data['instrument']
                 if msg.get('type') == 'snapshot':  # deltas carry only the fields that changed
@@ -1758,9 +2356,13 @@ class BybitWS:
                 if last is not None:
                     self.data['last_price'] = last
                 self.data['timestamp']['instrument'] = msg.get('ts')
-        self._call('instrument', ticker)
+        if 'instrument' in self.callback or 'event' in self.callback:
+            ticker['category'] = st.category
+            self._publish(Event('ticker', st.category, topic.rpartition('.')[2], topic, [ticker]),
+                          ticker)
 
-    def _on_kline(self, topic: str, msg: dict) -> None:
+    def _on_kline(self, st: _Stream, topic: str, msg: dict, source: str = 'live') -> None:
+        symbol = topic.rpartition('.')[2]
         candles = []
         for candle in _items(msg['data'], 'start', topic):
             try:  # parse before anything is stored: a bad candle must not poison the next ones
@@ -1769,166 +2371,134 @@ class BybitWS:
                 log_throttled(logging.WARNING, 'kline-start', '%s: ignored a candle with start=%r',
                               trim(topic, 40), trim(candle['start'], 40))
         with self._lock:
-            ohlcv = self.data['ohlcv']
+            ohlcv = self.data['ohlcv'] if st.category == self.category and \
+                topic.endswith(self._data_suffix) else None
             for start, candle in candles:
-                if candle.get('confirm') is True and (not ohlcv or start > ohlcv[-1]['start']):
-                    ohlcv.append(dict(candle, start=start))
-            self.data['timestamp']['ohlcv'] = msg.get('ts')
-        self._call('ohlcv', [candle for _, candle in candles])
+                candle['symbol'], candle['category'] = symbol, st.category
+                if candle.get('confirm') is True:
+                    if start > st.last_candle.get(topic, 0):
+                        st.last_candle[topic] = start
+                    if ohlcv is not None and (not ohlcv or start > ohlcv[-1]['start']):
+                        ohlcv.append(dict(candle, start=start))
+            if ohlcv is not None:
+                self.data['timestamp']['ohlcv'] = msg.get('ts')
+        items = [candle for _, candle in candles]
+        self._publish(Event('kline', st.category, symbol, topic, items, source), items)
 
-    def _on_order(self, topic: str, msg: dict) -> None:
-        self._apply_orders(_items(msg['data'], 'orderId', topic))
+    def _on_order(self, st: _Stream, topic: str, msg: dict) -> None:
+        self._account('order', _items(msg['data'], 'orderId', topic), topic=topic)
 
-    def _fresh(self, kind: str, items: list, key: Callable[[dict], str]) -> list:
-        """The items not older than what is known (LatestKnown); the caller holds the lock."""
-        fresh = [item for item in items if self._latest[kind].offer(key(item), item)]
-        if len(fresh) < len(items):
-            log.debug('ignored %d %s update(s) older than the known state', len(items) - len(fresh),
-                      kind)
-        return fresh
+    def _on_execution(self, st: _Stream, topic: str, msg: dict) -> None:
+        self._account('execution', _items(msg['data'], 'execId', topic), topic=topic)
 
-    def _apply_orders(self, orders: list) -> None:
-        with self._lock:
-            orders = self._fresh('order', orders, lambda order: order['orderId'])
-            open_orders = self.data['my_open_order']
-            for order in orders:
-                order_id = order['orderId']
-                self.data['my_order'].append(order)
-                if order.get('orderStatus') in OPEN_ORDER_STATUSES:
-                    open_orders[order_id] = order
-                    if len(open_orders) > 2000:
-                        del open_orders[next(iter(open_orders))]
-                else:
-                    open_orders.pop(order_id, None)
-            self.data['timestamp']['order'] = now_ms()
-        if orders:
-            self._call('order', orders)
+    def _on_position(self, st: _Stream, topic: str, msg: dict) -> None:
+        self._account('position', _items(msg['data'], 'symbol', topic), topic=topic)
 
-    def _on_execution(self, topic: str, msg: dict) -> None:
-        self._apply_executions(_items(msg['data'], 'execId', topic))
-
-    def _apply_executions(self, fills: list) -> int:
-        """Keep the fills not seen before (by execId) and pass them on; returns how many."""
-        fresh = []
-        with self._lock:
-            for fill in fills:
-                exec_ms = int(dec(fill.get('execTime')) or 0)  # parsed before the fill is marked
-                if self._seen_exec.add(fill['execId']):
-                    fresh.append(fill)
-                    self.data['my_execution'].append(fill)
-                    if self._exec_watermark_ms is None or exec_ms > self._exec_watermark_ms:
-                        self._exec_watermark_ms = exec_ms
-            self.data['timestamp']['execution'] = now_ms()
-        if fresh:
-            self._call('execution', fresh)
-        return len(fresh)
-
-    def _on_position(self, topic: str, msg: dict) -> None:
-        self._apply_positions(_items(msg['data'], 'symbol', topic))
-
-    def _apply_positions(self, positions: list) -> None:
-        with self._lock:
-            positions = self._fresh('position', positions,
-                                    lambda p: f"{p['symbol']}:{p.get('positionIdx') or 0}")
-            for position in positions:
-                symbol = position['symbol']
-                if dec(position.get('size')):
-                    self._position_symbols.add(symbol)
-                if symbol == self.symbol:
-                    self.data['position'] = position
-            self.data['timestamp']['position'] = now_ms()
-        if positions:
-            self._call('position', positions)
-
-    def _on_wallet(self, topic: str, msg: dict) -> None:
+    def _on_wallet(self, st: _Stream, topic: str, msg: dict) -> None:
         accounts = _items(msg['data'], 'accountType', topic)
         for account in accounts:  # a wallet item has no time of its own; its message has
             if msg.get('creationTime') is not None:
                 account.setdefault('creationTime', msg['creationTime'])
-        self._apply_wallet(accounts)
+        self._account('wallet', accounts, topic=topic)
 
-    def _apply_wallet(self, accounts: list) -> None:
+    def _account(self, kind: str, items: list, *, source: str = 'live', category: str = '',
+                 topic: str = '') -> int:
+        """Account items through the journal (repeats and stale updates stop there), into
+        `data`, then to the callbacks, one Event per category and symbol. Returns how many
+        items were new."""
+        events = self.journal.ingest(kind, items, category=category, source=source, topic=topic)
         with self._lock:
-            accounts = self._fresh('wallet', accounts, lambda a: str(a.get('accountType')))
-            if accounts:
-                self.data['wallet'] = accounts[-1]
-            self.data['timestamp']['wallet'] = now_ms()
-        if accounts:
-            self._call('wallet', accounts)
+            for event in events:
+                if kind == 'order':
+                    self.data['my_order'].extend(event.items)
+                elif kind == 'execution':
+                    self.data['my_execution'].extend(event.items)
+                elif kind == 'position' and (event.category, event.symbol) == self.markets[0]:
+                    self.data['position'] = event.items[-1]
+                elif kind == 'wallet':
+                    self.data['wallet'] = event.items[-1]
+            self.data['timestamp'][kind] = now_ms()
+        if len(events) < len(items) and kind != 'execution':
+            log.debug('ignored %s update(s) older than the known state', kind)
+        for event in events:
+            self._publish(event, event.items)
+        return sum(len(event.items) for event in events)
 
     # -- recovery after a private (re)connect --------------------------------------------------
 
-    def _open_gap(self, margin_ms: int = BACKFILL_MARGIN_MS) -> None:
-        """The private stream is down (or not up yet): fills from the newest one seen on are owed
-        a backfill. The window is fixed now; live fills that come later do not move it."""
-        with self._lock:
-            gaps = self._exec_gaps
-            if self._exec_watermark_ms is None or any(g[1] is None for g in gaps):
-                return  # nothing seen yet (nothing to miss), or this outage's gap is open
-            start = self._exec_watermark_ms - margin_ms
-            # New lists, never edits: the REST worker may be reading an older gap right now.
-            if gaps and start <= gaps[-1][1]:  # no fill since the last unrecovered gap
-                gaps[-1] = [gaps[-1][0], None]
-            else:
-                gaps.append([start, None])
-            if len(gaps) > 20:  # a recovery failing for days: bounded, at the cost of re-reading
-                gaps[:2] = [[gaps[0][0], gaps[1][1]]]
+    def _covered(self, base: str) -> tuple:
+        """The watched categories whose `base` events (order, execution, position) the private
+        stream carries: all of them for the all-in-one topic, one for execution.linear."""
+        covered: set = set()
+        for st in self._streams:
+            if st.kind != 'private':
+                continue
+            for topic in st.topics:
+                name, _, rest = topic.partition('.')
+                if name == base:
+                    last = rest.rpartition('.')[2]
+                    covered.update([last] if last in CATEGORIES else self.categories)
+        return tuple(c for c in self.categories if c in covered)
+
+    def _resync_steps(self) -> set:
+        steps = {('order', c) for c in self._covered('order')}
+        steps |= {('position', c) for c in self._covered('position') if c != 'spot'}
+        if any(t == 'wallet' for st in self._streams if st.kind == 'private' for t in st.topics):
+            steps.add(('wallet', ''))
+        return steps
 
     def _recover_private(self, st: _Stream, first: bool = True) -> None:
-        """Backfill over REST what the private stream may have missed while it was down; what
-        fails stays owed and is retried, the fill gaps from where they began."""
+        """Backfill over REST what the private stream may have missed while it was down, in each
+        category; what fails stays owed and is retried, the fill gaps from where they began."""
         # Bybit replays nothing after a disconnect (docs/faq.mdx): read fills, orders, positions
-        # and the wallet back and let the callbacks diff them against what they already know.
+        # and the wallet back; the journal keeps only what it did not know.
         if not st.ready or self._stop.is_set():
             return  # the next ready recovers everything still owed
-        topics = {t.split('.', 1)[0] for t in st.topics}
         if self.rest.clock_measured_at is None or \
                 time.monotonic() - self.rest.clock_measured_at > CLOCK_RESYNC_S:
             self._sync_clock()
         recovered: int | None = None  # None: fills are not watched, so none to count
         failure: BybitError | None = None
-        if 'execution' in topics:
+        if self.watches_fills:
             try:
-                recovered = self._backfill_executions()
+                recovered = self._backfill_executions(self._covered('execution'))
             except BybitError as exc:
                 failure, recovered = exc, None
         else:
-            with self._lock:
-                self._exec_gaps.clear()
-        steps = (('order', self._reconcile_orders), ('position', self._reread_positions),
-                 ('wallet', self._reread_wallet))
-        for topic, step in steps:
-            if topic not in topics:
-                self._resync_due.discard(topic)
-            elif topic in self._resync_due:
-                try:
-                    step()
-                    self._resync_due.discard(topic)
-                except BybitError as exc:
-                    failure = failure or exc
+            self.journal.clear_gaps()
+        steps = {'order': self._reconcile_orders, 'position': self._reread_positions,
+                 'wallet': self._reread_wallet}
+        with self._lock:
+            self._resync_due &= self._resync_steps()
+            due = sorted(self._resync_due, key=lambda s: (s[0], CATEGORIES.index(s[1])
+                                                            if s[1] in CATEGORIES else -1))
+        for name, category in due:
+            try:
+                steps[name](category)
+                with self._lock:
+                    self._resync_due.discard((name, category))
+            except BybitError as exc:
+                failure = failure or exc
         if failure is not None:
             self._recovery_failed(st, failure)
         else:
-            self._recovery_failures = 0
+            self._recovery_backoff.reset()
         if first and st.ready:
             self._on_ready(st, recovered, complete=failure is None)
         elif failure is None:  # a retry made up for what the first recovery owed
-            self._emit_status({'event': 'resynced', 'stream': st.kind})
+            self._emit_status(st.status('resynced'))
 
     def _recovery_failed(self, st: _Stream, exc: BybitError) -> None:
         if exc.code == 'stopped':
             return
-        self._recovery_failures += 1
         if exc.code == 403:  # Bybit asks for 10 minutes of silence after a 403
             delay_s = max(self.rest.blocked_until - time.monotonic(), 1.0)
+            self._recovery_backoff.next()
         else:
-            delay_s = min(300.0, 5.0 * 2 ** min(self._recovery_failures - 1, 6))
+            delay_s = self._recovery_backoff.next()
         with self._lock:
-            gaps = self._exec_gaps
-            owed = [f'fills {fmt_time_ms(gaps[0][0])} to '
-                    f'{fmt_time_ms(gaps[-1][1]) if gaps[-1][1] else "now"}'
-                    + (f' ({len(gaps)} windows)' if len(gaps) > 1 else '')] if gaps else []
-            owed += sorted(self._resync_due)
+            owed = [self.journal.owed_fills()] if self.journal.owed_fills() else []
+            owed += sorted(f'{name} ({cat})' if cat else name for name, cat in self._resync_due)
             scheduled, self._retry_pending = self._retry_pending, True
         log.warning('recovery after the private reconnect failed (%s); still owed: %s; retrying '
                     'in %s', exc, ', '.join(owed) or 'nothing', duration(delay_s))
@@ -1944,143 +2514,142 @@ class BybitWS:
 
     def _backfill_klines(self, st: _Stream, down_since_ms: int) -> None:
         """Candles that closed while the public stream was down, from GET /v5/market/kline."""
-        for topic in st.topics:
+        for topic in list(st.topics):
             parts = topic.split('.')
             interval_ms = PERIOD_MS.get(parts[1]) if len(parts) == 3 else None
             if parts[0] != 'kline' or interval_ms is None:  # months vary in length: skipped
                 continue
             with self._lock:
-                ohlcv = self.data['ohlcv']
-                last = ohlcv[-1]['start'] if ohlcv else down_since_ms - interval_ms
-            log.debug('backfill window: /v5/market/kline %s from %s', topic, fmt_time_ms(last + 1))
+                last = st.last_candle.get(topic) or down_since_ms - interval_ms
+            log.debug('backfill window: /v5/market/kline %s %s from %s', st.category, topic,
+                      fmt_time_ms(last + 1))
             try:
                 rows = self.rest.get('/v5/market/kline', {
-                    'category': self.category, 'symbol': parts[2], 'interval': parts[1],
+                    'category': st.category, 'symbol': parts[2], 'interval': parts[1],
                     'start': last + 1, 'limit': 200}, signed=False).get('list') or []
             except BybitError as exc:
-                log.warning('could not read the candles missed while disconnected: %s', exc)
+                log.warning('could not read the %s candles missed while disconnected: %s',
+                            topic, exc)
                 continue
             now = self.rest.server_now_ms()
             candles = [{'start': int(r[0]), 'end': int(r[0]) + interval_ms - 1,
                         'interval': parts[1], 'open': r[1], 'high': r[2], 'low': r[3],
                         'close': r[4], 'volume': r[5], 'turnover': r[6] if len(r) > 6 else '',
-                        'confirm': True, 'recovered': True}
+                        'confirm': True}
                        for r in rows if int(r[0]) > last and int(r[0]) + interval_ms <= now]
             candles.sort(key=lambda candle: candle['start'])
             if candles:
-                log.info('recovered %d candle(s) of %s closed while disconnected', len(candles),
-                         topic)
-                self._on_kline(topic, {'data': candles})
+                log.info('recovered %d candle(s) of %s %s closed while disconnected',
+                         len(candles), st.category, topic)
+                self._on_kline(st, topic, {'data': candles}, source='recovered')
 
-    def _backfill_executions(self) -> int:
-        """Backfill every closed fill gap, oldest first; a gap is dropped only once read whole.
-        Raises BybitError, leaving what was not read owed."""
+    def _backfill_executions(self, categories: Iterable) -> int:
+        """Backfill every closed fill gap of each category, oldest first; a gap is dropped only
+        once read whole. Raises BybitError (the first failure), leaving what was not read owed."""
         with self._lock:
-            if self._exec_watermark_ms is None:  # never seeded, nothing seen: nothing was missed
-                self._exec_watermark_ms = self.rest.server_now_ms()
+            if self.journal.exec_watermark_ms is None:  # nothing seen: nothing was missed
+                self.journal.exec_watermark_ms = self.rest.server_now_ms()
                 return 0
-            gaps = [gap for gap in self._exec_gaps if gap[1] is not None]
-        recovered = 0
-        for gap in gaps:
-            recovered += self._backfill_gap(gap)
-            with self._lock:
-                self._exec_gaps = [g for g in self._exec_gaps if g is not gap]
+        recovered, failure = 0, None
+        for category in categories:
+            try:
+                for gap in self.journal.closed_gaps(category):
+                    recovered += self._backfill_gap(category, gap)
+                    self.journal.gap_read(category, gap)
+            except BybitError as exc:
+                failure = failure or exc
+                if exc.code in (403, 'stopped'):
+                    break
         if recovered:
             log.info('recovered %d fill(s) missed while disconnected', recovered)
+        if failure is not None:
+            raise failure
         return recovered
 
-    def _backfill_gap(self, gap: list) -> int:
+    def _backfill_gap(self, category: str, gap: list) -> int:
         oldest = self.rest.server_now_ms() - EXEC_HISTORY_MS + 60_000
         if gap[0] < oldest:  # given up on once: the gap is cut, so this is never logged again
-            log.warning('fills from %s to %s cannot be recovered: Bybit keeps 2 years of fill '
-                        'history (/v5/execution/list)', fmt_time_ms(gap[0]),
+            log.warning('%s fills from %s to %s cannot be recovered: Bybit keeps 2 years of fill '
+                        'history (/v5/execution/list)', category, fmt_time_ms(gap[0]),
                         fmt_time_ms(min(oldest, gap[1])))
             with self._lock:
                 gap[0] = oldest
-                self._exec_watermark_ms = max(self._exec_watermark_ms or 0, oldest)
+                self.journal.exec_watermark_ms = max(self.journal.exec_watermark_ms or 0, oldest)
         recovered = 0
         end = min(gap[1], self.rest.server_now_ms())
         while gap[0] <= end:  # one query spans at most 7 days (docs/v5/order/execution.mdx)
             start, stop = gap[0], min(gap[0] + REST_WINDOW_MS - 1, end)
-            log.debug('backfill window: /v5/execution/list %s to %s', fmt_time_ms(start),
-                      fmt_time_ms(stop))
+            log.debug('backfill window: /v5/execution/list %s %s to %s', category,
+                      fmt_time_ms(start), fmt_time_ms(stop))
             rows = self.rest.get_all('/v5/execution/list', {
-                'category': self.category, 'startTime': start, 'endTime': stop}, limit=100)
+                'category': category, 'startTime': start, 'endTime': stop}, limit=100)
             rows = [row for row in rows if start <= int(dec(row.get('execTime')) or 0) <= stop]
             rows.sort(key=lambda row: int(dec(row.get('execTime')) or 0))  # oldest first
-            for row in rows:
-                row.setdefault('category', self.category)
-                row['recovered'] = True
-            recovered += self._apply_executions(rows)
-            with self._lock:  # this part is read: a later failure resumes after it
-                gap[0] = stop + 1
+            recovered += self._account('execution', rows, source='recovered', category=category)
+            self.journal.gap_read(category, gap, stop)  # this part is read: a failure resumes after
         return recovered
 
-    def _settle_params(self) -> list:
-        # /v5/order/realtime and /v5/position/list need symbol or settleCoin for linear.
-        if self.category == 'linear':
-            return [{'settleCoin': coin} for coin in ('USDT', 'USDC')]
-        return [{}]
-
-    def _reconcile_orders(self) -> int:
+    def _reconcile_orders(self, category: str) -> None:
         open_now: dict = {}
-        for extra in self._settle_params():
-            for row in self.rest.get_all('/v5/order/realtime', {'category': self.category, **extra},
+        for extra in settle_params(category):
+            for row in self.rest.get_all('/v5/order/realtime', {'category': category, **extra},
                                          limit=50, max_pages=20):
                 open_now[row['orderId']] = row
-        known = self.open_orders()
+        known = {oid: order for oid, order in self.open_orders().items()
+                 if (order.get('category') or self.category) == category}
         changed = [row for order_id, row in open_now.items()
                    if known.get(order_id, {}).get('orderStatus') != row.get('orderStatus')]
         finals = []
         for order_id in [oid for oid in known if oid not in open_now][:50]:
             history = self.rest.get('/v5/order/history',
-                                    {'category': self.category, 'orderId': order_id})
+                                    {'category': category, 'orderId': order_id})
             rows = history.get('list') or []
             if rows:
                 finals.append(rows[0])
             else:  # Cancelled/Rejected orders stay in the history for 24 h only
-                log.info('order %s closed while disconnected; Bybit has no history for it',
-                         order_id)
+                log.info('%s order %s closed while disconnected; Bybit has no history for it',
+                         category, order_id)
                 with self._lock:
-                    self.data['my_open_order'].pop(order_id, None)
-        for row in changed + finals:
-            row.setdefault('category', self.category)
-            row['recovered'] = True
+                    self.journal.open_orders.pop(order_id, None)
         if changed or finals:
-            self._apply_orders(changed + finals)
-        return 0
+            self._account('order', changed + finals, source='recovered', category=category)
 
-    def _reread_positions(self) -> int:
+    def _reread_positions(self, category: str) -> None:
+        rows = list_open_positions(self.rest, category)
+        listed = {row.get('symbol') for row in rows}
         with self._lock:
-            symbols = self._position_symbols.items()
-        rows = []
-        for symbol in symbols:
-            result = self.rest.get('/v5/position/list',
-                                   {'category': self.category, 'symbol': symbol})
-            rows.extend(result.get('list') or [])
-        for row in rows:
-            row.setdefault('category', self.category)
-            row.setdefault('entryPrice', row.get('avgPrice', ''))  # REST avgPrice == WS entryPrice
-            row['recovered'] = True
+            gone = [symbol for cat, symbol in self.journal.open_positions
+                    if cat == category and symbol not in listed]
+        for symbol in gone[:50]:  # open before, not listed now: closed while we were away
+            try:
+                found = self.rest.get('/v5/position/list',
+                                      {'category': category, 'symbol': symbol}).get('list') or []
+            except BybitError as exc:
+                if not isinstance(exc.code, int) or exc.key_rejected or exc.code == 403:
+                    raise
+                found = []  # an expired option or delisted symbol: Bybit no longer knows it
+            for row in found:
+                row.setdefault('entryPrice', row.get('avgPrice', ''))
+            rows += found
+            if not found:
+                log.info('%s position %s closed while disconnected; Bybit lists no position for '
+                         'it any more', category, symbol)
+                with self._lock:
+                    self.journal.open_positions.pop((category, symbol), None)
         if rows:
-            self._apply_positions(rows)
-        return 0
+            self._account('position', rows, source='recovered', category=category)
 
-    def _reread_wallet(self) -> int:
+    def _reread_wallet(self, _category: str = '') -> None:
         # The balance is at least as new as the moment it was asked for: a live wallet message
         # created after that moment is newer (LatestKnown). Less 1 s, as far as a signed request
         # may run ahead of Bybit's clock (docs/v5/guide.mdx), so no newer message is dropped.
         asked_ms = self.rest.server_now_ms() - 1000
-        result = self.rest.get('/v5/account/wallet-balance',
-                               {'accountType': 'UNIFIED',
-                                'coin': settle_coin(self.category, self.symbol)})
+        result = self.rest.get('/v5/account/wallet-balance', {'accountType': 'UNIFIED'})
         accounts = result.get('list') or []
         for account in accounts:
-            account['recovered'] = True
             account.setdefault('creationTime', asked_ms)
         if accounts:
-            self._apply_wallet(accounts)
-        return 0
+            self._account('wallet', accounts, source='recovered')
 
 # Discord ###########################################################################################
 
@@ -2646,7 +3215,14 @@ def order_status_words(order: dict) -> str:
     return status
 
 
-def format_order(order: dict, units: Units) -> dict:
+def _contract_field(symbol: Any) -> list:
+    """An option's symbol in words (BTC Call 100000, expires 27 Dec 2026); nothing for others."""
+    option = parse_option(str(symbol or ''))
+    return [_field('Contract', f'{option}, settles in {option.settle}', inline=False)] if option \
+        else []
+
+
+def format_order(order: dict, units: Units, recovered: bool = False) -> dict:
     """One order status change: New, PartiallyFilled, Filled, Cancelled, Rejected, or a
     conditional order's Untriggered, Triggered, Deactivated."""
     status = order.get('orderStatus') or ''
@@ -2662,6 +3238,7 @@ def format_order(order: dict, units: Units) -> dict:
     fields = [_field('Status', words)] if words else []
     if side:
         fields.append(_field('Side', side))
+    fields += _contract_field(symbol)
     if order.get('stopOrderType') not in _UNSET:
         fields.append(_field('Conditional', order['stopOrderType']))
     filled_qty = fmt_num(order.get('cumExecQty'))
@@ -2704,7 +3281,7 @@ def format_order(order: dict, units: Units) -> dict:
         'title': title, 'color': COLOR[color] if color else _side_color(side), 'fields': fields,
         'footer': _footer(f"order {order['orderId']}" if order.get('orderId') else '',
                           ''.join(ch for ch in ' '.join(codes) if ch.isprintable()),
-                          RECOVERED_NOTE if order.get('recovered') else ''),
+                          RECOVERED_NOTE if recovered else ''),
         'timestamp': iso_ms(order.get('updatedTime')),
     }
 
@@ -2761,7 +3338,7 @@ def _fee_fields(fills: list, coin: str) -> list:
     return fields
 
 
-def _format_funding(fills: list, units: Units) -> dict:
+def _format_funding(fills: list, units: Units, recovered: bool) -> dict:
     """A funding settlement: paid or received, on which position, at which mark price and rate.
     For a Funding execution Bybit puts the position size in execQty, the mark price in execPrice
     and the funding rate in feeRate; a positive execFee is paid, a negative one received."""
@@ -2789,18 +3366,18 @@ def _format_funding(fills: list, units: Units) -> dict:
         'title': title, 'color': COLOR['sell'] if word == 'paid' else COLOR['buy'],
         'fields': fields,
         'footer': _footer(f"exec {first.get('execId')}" if first.get('execId') else '',
-                          RECOVERED_NOTE if first.get('recovered') else ''),
+                          RECOVERED_NOTE if recovered else ''),
         'timestamp': iso_ms(fills[-1].get('execTime')),
     }
 
 
-def format_execution(fills: list, units: Units) -> dict:
+def format_execution(fills: list, units: Units, recovered: bool = False) -> dict:
     """The fills of one order that arrived together, as one alert: each fill (first 10), the total
     against the order qty, VWAP, fee, maker/taker and the realised PnL of closing fills."""
     first, last = fills[0], fills[-1]
     exec_type = first.get('execType') or 'Trade'  # execution.fast has no execType: Trade only
     if exec_type == 'Funding':
-        return _format_funding(fills, units)
+        return _format_funding(fills, units, recovered)
     side, symbol = first.get('side') or '', first.get('symbol') or ''
     label = EXEC_TYPE_LABELS.get(exec_type, exec_type)
     qtys = [dec(f.get('execQty')) or Decimal(0) for f in fills]
@@ -2823,6 +3400,7 @@ def format_execution(fills: list, units: Units) -> dict:
         if len(fills) > 10:
             lines.append(f'... and {len(fills) - 10} more')
         fields.append(_field('Fills', '\n'.join(lines), inline=False))
+    fields += _contract_field(symbol)
     order_qty = first.get('orderQty')
     if _quote_sized(first) and _set(order_qty):  # a spot market buy for an amount of quote coin
         values = [dec(f.get('execValue')) for f in fills]
@@ -2853,7 +3431,7 @@ def format_execution(fills: list, units: Units) -> dict:
         'title': title, 'color': color, 'fields': fields,
         'footer': _footer(f"order {first['orderId']}" if first.get('orderId') else '',
                           f"exec {first.get('execId')}" + (' ...' if len(fills) > 1 else ''),
-                          RECOVERED_NOTE if first.get('recovered') else ''),
+                          RECOVERED_NOTE if recovered else ''),
         'timestamp': iso_ms(last.get('execTime')),
     }
 
@@ -2919,6 +3497,7 @@ def format_position(change: str, prev: dict, cur: dict, units: Units,
         title = f"Position closed: {cur['symbol']} (was {direction} {prev['size']} {units.qty})"
     fields = [_field('Side', direction if change != 'closed' else 'Flat'),
               _field('Size', f"{prev['size']} → {cur['size']} {units.qty}")]
+    fields += _contract_field(cur['symbol'])
     if _set(shown['entry']):
         fields.append(_field('Entry', shown['entry']))
     if _set(cur['mark']):
@@ -2945,44 +3524,84 @@ def format_position(change: str, prev: dict, cur: dict, units: Units,
                               RECOVERED_NOTE if recovered else '')}
 
 
-def format_wallet(coin: str, before: str, after: str, account: dict, coin_row: dict) -> dict:
-    """A change of the settle coin's wallet balance. On a Unified account a borrow (borrowAmount,
+def _borrowed(coin: str, coin_row: dict) -> tuple:
+    """(amount, '5.00 USDT (2.00 by spot margin)') borrowed, or (None, '') when nothing is."""
+    borrowed = dec(coin_row.get('borrowAmount'))
+    spot_borrow = dec(coin_row.get('spotBorrow'))
+    if borrowed is None or borrowed <= 0:
+        borrowed = spot_borrow
+    if borrowed is None or borrowed <= 0:
+        return None, ''
+    text = f'{fmt_money(borrowed, coin)} {coin}'
+    if spot_borrow and spot_borrow > 0 and spot_borrow != borrowed:
+        text += f' ({fmt_money(spot_borrow, coin)} by spot margin)'
+    return borrowed, text
+
+
+def _account_totals(account: dict) -> list:
+    fields = []
+    for name, key in (('Account equity', 'totalEquity'), ('Available', 'totalAvailableBalance')):
+        if dec(account.get(key)) is not None:  # account totals are in USD (wallet.mdx)
+            fields.append(_field(name, f"{fmt_money(account[key], 'USD')} USD"))
+    return fields
+
+
+def format_wallets(changes: list, account: dict, recovered: bool = False) -> dict:
+    """The coins whose balance changed in one burst, as one alert: changes holds
+    (coin, before, after, coin_row) for each; one coin is format_wallet's alert."""
+    if len(changes) == 1:
+        coin, before, after, row = changes[0]
+        return format_wallet(coin, before, after, account, row, recovered=recovered)
+    fields, parts = [], []
+    for coin, before, after, row in changes[:FIELDS_PER_EMBED - 3]:
+        change = (dec(after) or Decimal(0)) - (dec(before) or Decimal(0))
+        shown = fmt_money(change, coin, signed=True)
+        parts.append(f'{coin} {shown}')
+        line = f'{fmt_money(before, coin)} → {fmt_money(after, coin)} {coin} ({shown})'
+        borrowed = _borrowed(coin, row)[1]
+        fields.append(_field(coin, line + (f', {borrowed} borrowed' if borrowed else '')))
+    if len(changes) > len(fields):
+        parts.append(f'and {len(changes) - len(fields)} more')
+    title = _cut(f'Balances changed: {", ".join(parts)}', TITLE_CHARS)
+    return {'title': title, 'color': COLOR['info'], 'fields': fields + _account_totals(account),
+            'footer': _footer(f"{account.get('accountType') or 'account'} wallet",
+                              f'{len(changes)} coins', RECOVERED_NOTE if recovered else '')}
+
+
+def format_wallet(coin: str, before: str, after: str, account: dict, coin_row: dict,
+                  recovered: bool = False) -> dict:
+    """A change of one coin's wallet balance. On a Unified account a borrow (borrowAmount,
     spotBorrow) moves the balance too: it is shown as borrowed, so it does not read as a loss."""
     change = (dec(after) or Decimal(0)) - (dec(before) or Decimal(0))
     shown_change = fmt_money(change, coin, signed=True)
     fields = [_field('Wallet balance', f'{fmt_money(after, coin)} {coin}'),
               _field('Change', f'{shown_change} {coin}')]
-    borrowed = dec(coin_row.get('borrowAmount'))
-    spot_borrow = dec(coin_row.get('spotBorrow'))
-    if borrowed is None or borrowed <= 0:
-        borrowed = spot_borrow
     title = f'Balance {coin}: {fmt_money(before, coin)} → {fmt_money(after, coin)} ({shown_change})'
-    if borrowed is not None and borrowed > 0:
-        text = f'{fmt_money(borrowed, coin)} {coin}'
-        if spot_borrow and spot_borrow > 0 and spot_borrow != borrowed:
-            text += f' ({fmt_money(spot_borrow, coin)} by spot margin)'
+    borrowed, text = _borrowed(coin, coin_row)
+    if text:
         fields.append(_field('Borrowed', text))
         title += f', {fmt_money(borrowed, coin)} borrowed'
     if fmt_money(coin_row.get('equity'), coin):  # a classic SPOT wallet sends equity ""
         fields.append(_field('Equity', f"{fmt_money(coin_row['equity'], coin)} {coin}"))
     if _set(coin_row.get('unrealisedPnl')):
         fields.append(_field('Unrealised PnL', f"{fmt_money(coin_row['unrealisedPnl'], coin)} {coin}"))
-    for name, key in (('Account equity', 'totalEquity'), ('Available', 'totalAvailableBalance')):
-        if dec(account.get(key)) is not None:  # account totals are in USD (wallet.mdx)
-            fields.append(_field(name, f"{fmt_money(account[key], 'USD')} USD"))
+    fields += _account_totals(account)
     return {'title': title,
             'color': COLOR['buy'] if change >= 0 else COLOR['sell'], 'fields': fields,
             'footer': _footer(f"{account.get('accountType') or 'account'} wallet",
-                              RECOVERED_NOTE if account.get('recovered') else '')}
+                              RECOVERED_NOTE if recovered else '')}
 
 
-def format_kline(candle: dict, symbol: str, units: Units) -> dict:
-    """One closed candle (confirm: true): OHLC, volume and change."""
+def format_kline(candle: dict, symbol: str, units: Units, recovered: bool = False,
+                 category: str = '') -> dict:
+    """One closed candle (confirm: true) of a symbol and period: OHLC, volume and change. A spot
+    symbol says so: BTCUSDT is also a linear perpetual's name."""
     open_, close = dec(candle.get('open')), dec(candle.get('close'))
     change = (close - open_) / open_ * 100 if open_ and close is not None else None
     change_text = f'{change:+.2f}%' if change is not None else ''
     label = period_label(str(candle.get('interval') or ''))
-    title = f'{symbol} {label} closed: {fmt_num(close)}' + (f' ({change_text})' if change_text else '')
+    name = f'{symbol} spot' if category == 'spot' else symbol
+    title = f'{name} {label} closed: {fmt_num(close)}' + (f' ({change_text})' if change_text else '')
     values = [('Open', _amount(open_, '')), ('High', _amount(candle.get('high'), '')),
               ('Low', _amount(candle.get('low'), '')), ('Close', _amount(close, '')),
               ('Volume', _amount(candle.get('volume'), units.qty)), ('Change', change_text)]
@@ -2991,18 +3610,23 @@ def format_kline(candle: dict, symbol: str, units: Units) -> dict:
         'color': COLOR['buy'] if change is not None and change >= 0 else COLOR['sell'],
         'fields': [_field(name, value) for name, value in values if value],
         'footer': _footer(f"{label} candle from {fmt_time_ms(candle.get('start'))}",
-                          RECOVERED_NOTE if candle.get('recovered') else ''),
+                          RECOVERED_NOTE if recovered else ''),
         'timestamp': iso_ms(candle.get('start')),
     }
 
 
 def format_startup(watch: dict) -> dict:
-    """What the bot watches, with the position and balance it read at startup."""
-    fields = [_field('Watching', f"{watch['symbol']} ({watch['category']}, {watch['env']})"),
+    """What the bot watches (categories, candle symbols and periods, which alerts), with the
+    positions and balances it read at startup."""
+    fields = [_field('Watching', f"{', '.join(watch['categories']) or 'candles only'} "
+                                 f"({watch['env']})"),
               _field('Alerts', ', '.join(watch['alerts']) or 'none', inline=False)]
-    for name in ('Position', 'Balance', 'API key', 'Backlog'):
-        if watch.get(name.lower().replace(' ', '_')):
-            fields.append(_field(name, watch[name.lower().replace(' ', '_')], inline=False))
+    if watch.get('candles'):
+        fields.append(_field('Candles', watch['candles'], inline=False))
+    for name in ('Positions', 'Balances', 'Total equity', 'API key', 'Backlog'):
+        key = name.lower().replace(' ', '_')
+        if watch.get(key):
+            fields.append(_field(name, watch[key], inline=False))
     return {'title': 'bybit-ws-notify started', 'color': COLOR['info'], 'fields': fields,
             'footer': _footer(f'bybit-ws-notify {__version__}')}
 
@@ -3064,10 +3688,6 @@ def format_fallback(kind: str, raw: Any, error: str) -> dict:
 
 # Main ##############################################################################################
 
-STATE_VERSION = 1
-ORDER_MEMORY, EXEC_MEMORY = 1000, 2000
-KEY_FIELDS = ('orderId', 'orderLinkId', 'symbol', 'category', 'side', 'orderType', 'orderStatus',
-              'price', 'qty', 'cumExecQty', 'triggerPrice', 'stopOrderType', 'updatedTime')
 
 
 class StateFile:
@@ -3096,7 +3716,7 @@ class StateFile:
         try:
             with open(self.path, encoding='utf-8') as handle:
                 state = json.load(handle)
-            if not isinstance(state, dict) or state.get('version') != STATE_VERSION:
+            if not isinstance(state, dict) or state.get('version') not in (1, STATE_VERSION):
                 raise ValueError('not a bybit_ws_notify state file')
         except FileNotFoundError:
             return None
@@ -3209,45 +3829,29 @@ class StateSaver:
         return self.save_now()
 
 
-def _state_get(state: dict, key: str, kind: type, default: Any) -> Any:
-    value = state.get(key, default)
-    return value if isinstance(value, kind) else default
-
-
 class Notifier:
-    """The alert policy: turns BybitWS callbacks into alerts. It keeps this symbol's category,
-    drops updates older than what it knows (LatestKnown) and repeats, groups the fills of one
-    order, diffs positions and balances, learns the account silently on a first start, posts the
-    startup alert before any other, and remembers what it alerted so that a restart neither
-    repeats nor loses an alert. Formatting errors become a plain fallback alert, never silence.
+    """The alert policy: turns BybitWS events into alerts. It keeps the account categories and
+    candle symbols of the settings, groups the fills of one order, diffs positions and balances
+    against what it last alerted (in the AccountJournal, which has already refused repeats and
+    stale updates), learns the account silently on a first start, posts the startup alert before
+    any other, and records what it alerted, so that a restart neither repeats nor loses an alert.
+    Formatting errors become a plain fallback alert, never silence.
 
     Time comes from `clock` and the grouping timer is `tick(now)`, so the policy runs without
-    threads or sockets; `start()` adds the thread that calls `tick` when something is due."""
+    threads or sockets; `start()` adds the thread that calls `tick` when something is due.
+    `feed(kind, items)` runs items through the journal and the policy, as BybitWS does."""
 
     def __init__(self, cfg: Settings, sender: Any, state: dict | None, *,
                  clock: Callable[[], float] = time.monotonic):
         self.cfg, self.sender, self.clock = cfg, sender, clock
         # A first run stopped before it learned the account is still a first run next time.
         self.fresh = state is None or state.get('first_run') is True
-        state = state or {}
+        self.journal = AccountJournal.from_state(state, cfg.category, cfg.period)
         self.on_change: Callable[[], None] = lambda: None
         self.ws: BybitWS | None = None
         self._lock = threading.RLock()
         self._timer = threading.Condition(self._lock)
         self._stopped = False
-        self.alerted_exec = BoundedSet(EXEC_MEMORY, [i for i in _state_get(state, 'exec_ids', list, [])
-                                                     if isinstance(i, str)])
-        self.exec_watermark_ms = _state_get(state, 'exec_watermark_ms', int, 0) or now_ms()
-        self.orders = LatestKnown('order', ORDER_MEMORY, _state_get(state, 'orders', dict, {}))
-        self.open_orders = _state_get(state, 'open_orders', dict, {})
-        self.positions = {key: view for key, view in _state_get(state, 'positions', dict, {}).items()
-                          if isinstance(view, dict) and POSITION_KEYS <= view.keys()}
-        versions = _state_get(state, 'versions', dict, {})
-        self.position_versions = LatestKnown('position', 200, versions.get('position'))
-        self.wallet_versions = LatestKnown('wallet', 20, versions.get('wallet'))
-        self.wallet = _state_get(state, 'wallet', dict, {})
-        self.kline_last_start = _state_get(state, 'kline_last_start', int, 0)
-        self.key_expiry_alerted = _state_get(state, 'key_expiry_alerted', str, '')
         # A first start (no state file) learns the account without alerting it: the startup REST
         # reads (set_baseline) and the REST rows of the first private resync are the baseline.
         self.baseline_pending = self.fresh
@@ -3257,12 +3861,12 @@ class Notifier:
         self._down_alerted: dict = {}
         self._last_down_alert: dict = {}
         self._alerted_once: set = set()
-        self._coin = settle_coin(cfg.category, cfg.symbol)
+        self._handlers = {'order': self._order, 'execution': self._fill,
+                          'position': self._position, 'wallet': self._account,
+                          'kline': self._candle}
 
     def callbacks(self) -> dict:
-        return {'order': self.on_order, 'execution': self.on_execution,
-                'position': self.on_position, 'wallet': self.on_wallet, 'ohlcv': self.on_ohlcv,
-                'status': self.on_status}
+        return {'event': self.on_event, 'status': self.on_status}
 
     def start(self) -> None:
         threading.Thread(target=self._run_timer, name='alert-timer', daemon=True).start()
@@ -3287,16 +3891,10 @@ class Notifier:
 
     # -- helpers ---------------------------------------------------------------------------------
 
-    def _mine(self, item: dict) -> bool:
-        return item.get('category') in (None, '', self.cfg.category)
-
-    def _units(self, symbol: str) -> Units:
-        return units_for(self.cfg.category, symbol or self.cfg.symbol)
-
     def _emit(self, kind: str, raw: Any, formatter: Callable[..., dict | None], *args: Any,
-              hold: bool = True) -> None:
+              hold: bool = True, **kwargs: Any) -> None:
         try:
-            embed = formatter(*args)
+            embed = formatter(*args, **kwargs)
         except Exception as exc:
             log.exception('the %s formatter failed; sending the raw event instead', kind)
             embed = format_fallback(kind, raw, f'{type(exc).__name__}: {trim(exc, 100)}')
@@ -3312,137 +3910,141 @@ class Notifier:
         for embed in held:
             self.sender.send(embed)
 
-    # -- callbacks -------------------------------------------------------------------------------
+    def _quiet(self, event: Event) -> bool:
+        """A REST row while a first start is still learning the account: baseline, not news."""
+        return event.source != 'live' and self.baseline_pending
 
-    def _each(self, kind: str, items: list, handle: Callable[[dict], None]) -> None:
-        """Run handle on each event under the lock. An event that breaks it is sent raw: an
+    # -- events ----------------------------------------------------------------------------------
+
+    def feed(self, kind: str, items: list, *, category: str = '', source: str = 'live') -> None:
+        """Items as BybitWS hands them on: through the journal, then the policy."""
+        for event in self.journal.ingest(kind, items, category=category, source=source):
+            self.on_event(None, event)
+
+    def on_event(self, ws: BybitWS | None, event: Event) -> None:
+        """Each item of an event under the lock. An item that breaks the policy is sent raw: an
         alert is never lost to a bug or an odd field."""
+        handle = self._handlers.get(event.kind)
+        if handle is None:
+            return
+        if event.kind in ('order', 'execution', 'position') and \
+                event.category not in self.cfg.categories:
+            return  # BYBIT_CATEGORIES: the journal knows it, the trader asked not to hear of it
         with self._lock:
-            for item in items:
+            for index, item in enumerate(event.items):
                 try:
-                    handle(item)
+                    handle(event, item, event.before[index] if event.before else None)
                 except Exception as exc:
-                    log.exception('could not process a %s event; sending it raw', kind)
-                    self._emit(kind, item, format_fallback, kind, item,
+                    log.exception('could not process a %s event; sending it raw', event.kind)
+                    self._emit(event.kind, item, format_fallback, event.kind, item,
                                f'{type(exc).__name__}: {trim(exc, 100)}')
             self._timer.notify_all()
             self.on_change()
 
-    def on_order(self, ws: BybitWS | None, orders: list) -> None:
-        self._each('order', orders, self._order)
-
-    def _order(self, order: dict) -> None:
-        order_id, status = order.get('orderId'), order.get('orderStatus')
-        if not self._mine(order) or not order_id or not status:
-            return
-        known = self.orders.get(order_id)
-        if not self.orders.offer(order_id, order):
-            log.debug('order %s: ignored %s, older than the known %s', order_id, status, known[0])
-            return
-        if known and known[0] == status:
+    def _order(self, event: Event, order: dict, before: str | None) -> None:
+        status = order.get('orderStatus')
+        if not status or before == status:
             return  # the same status again, e.g. the two Filled of a cancel/fill race
-        if order.get('recovered') and self.baseline_pending or not self.cfg.order_notify:
+        if self._quiet(event) or not self.cfg.order_notify:
             return
-        self._emit('order', order, format_order, order, self._units(order.get('symbol')))
+        self._emit('order', order, format_order, order, units_for(event.category, event.symbol),
+                   recovered=event.source == 'recovered')
 
-    def on_execution(self, ws: BybitWS | None, fills: list) -> None:
-        self._each('execution', fills, self._fill)
-
-    def _fill(self, fill: dict) -> None:
-        if not self._mine(fill) or fill['execId'] in self.alerted_exec:
-            return
-        key = fill.get('orderId') or fill['execId']
+    def _fill(self, event: Event, fill: dict, _before: Any = None) -> None:
+        key = f"{event.category}:{fill.get('orderId') or fill['execId']}"
         group = self._groups.setdefault(
-            key, {'fills': [], 'due': self.clock() + self.cfg.exec_coalesce_s})
-        if any(f['execId'] == fill['execId'] for f in group['fills']):
-            return  # the live fill and its REST copy while the group is still open
+            key, {'fills': [], 'event': event, 'due': self.clock() + self.cfg.exec_coalesce_s})
         group['fills'].append(fill)
-        if fill.get('recovered'):
+        if event.source != 'live':
             group['due'] = 0.0  # a REST batch arrives whole: the timer flushes right after it
         elif ((fill.get('execType') or 'Trade') != 'Trade' or dec(fill.get('leavesQty')) == 0
               or self.cfg.exec_coalesce_s == 0):
             self._flush_group(key)  # no more fills will come: the order is done, or not a trade
 
     def _flush_group(self, key: str) -> None:
-        fills = self._groups.pop(key)['fills']
-        if self.cfg.execution_notify:
+        group = self._groups.pop(key)
+        fills, event = group['fills'], group['event']
+        if self.cfg.execution_notify and not (self.baseline_pending and event.source == 'baseline'):
             self._emit('execution', fills, format_execution, fills,
-                       self._units(fills[0].get('symbol')))
-        for fill in fills:
-            self.alerted_exec.add(fill['execId'])
-            self.exec_watermark_ms = max(self.exec_watermark_ms,
-                                         int(dec(fill.get('execTime')) or 0))
+                       units_for(event.category, event.symbol),
+                       recovered=event.source == 'recovered')
         self.on_change()
 
-    def on_position(self, ws: BybitWS | None, positions: list) -> None:
-        self._each('position', positions, self._position)
-
-    def _position(self, position: dict, silent: bool = False) -> None:
-        if not self._mine(position):
-            return
+    def _position(self, event: Event, position: dict, _before: Any = None,
+                  silent: bool = False) -> None:
         cur = position_view(position)
-        key = f"{cur['symbol']}:{cur['idx']}"
-        if not self.position_versions.offer(key, position):
-            log.debug('position %s: ignored an update older than the known one', key)
-            return
-        prev = self.positions.get(key) or flat_position(cur)
+        key = position_key(event.category, position)
+        views = self.journal.position_views
+        prev = views.get(key) or flat_position(cur)
         change = classify_position(prev, cur)
         if change is None and prev['size'] != '0':  # keep the last alerted liq: drift adds up
             cur['liq'] = prev['liq']
-        if cur['size'] == '0':
-            self.positions.pop(key, None)
-        else:
-            self.positions[key] = cur
-        if change is None or silent or (position.get('recovered') and self.baseline_pending):
+        views.pop(key, None)
+        if cur['size'] != '0':
+            views[key] = cur
+            _bounded(views, POSITION_MEMORY)
+        if change is None or silent or self._quiet(event) or not self.cfg.position_notify:
             return
-        if self.cfg.position_notify:
-            self._emit('position', position, format_position, change, prev, cur,
-                       self._units(cur['symbol']), bool(position.get('recovered')))
+        self._emit('position', position, format_position, change, prev, cur,
+                   units_for(event.category, cur['symbol']), event.source == 'recovered')
 
-    def on_wallet(self, ws: BybitWS | None, accounts: list) -> None:
-        self._each('wallet', accounts, self._account)
-
-    def _account(self, account: dict, silent: bool = False) -> None:
+    def _account(self, event: Event, account: dict, _before: Any = None,
+                 silent: bool = False) -> None:
+        balances = self.journal.balances
         for row in account.get('coin') or ():
-            if row.get('coin') != self._coin or dec(row.get('walletBalance')) is None:
-                continue
-            if not self.wallet_versions.offer(self._coin, account):
-                log.debug('wallet %s: ignored a balance older than the known one', self._coin)
+            coin = row.get('coin')
+            if not isinstance(coin, str) or dec(row.get('walletBalance')) is None:
                 continue
             balance = fmt_num(row['walletBalance'])
-            before = self.wallet.get(self._coin)
-            self.wallet[self._coin] = balance
-            if before is None or before == balance or not self.cfg.wallet_notify or silent or (
-                    account.get('recovered') and self.baseline_pending):
-                continue
-            # Every fill moves the balance (fee, PnL): one alert per burst, not per fill.
-            if self._wallet_pending is None:
-                self._wallet_pending = {'before': before, 'due': self.clock() +
-                                        max(self.cfg.exec_coalesce_s, 1.0)}
-            self._wallet_pending.update(after=balance, account=account, row=row)
+            before = balances.get(coin)
+            balances.pop(coin, None)
+            balances[coin] = balance
+            _bounded(balances, COIN_MEMORY)
+            if before is None or before == balance or not self.cfg.wallet_notify or silent or \
+                    self._quiet(event):
+                continue  # a coin seen for the first time is learned, not alerted
+            # Every fill moves a balance (fee, PnL): one alert per burst, listing each coin.
+            pending = self._wallet_pending
+            if pending is None:
+                pending = self._wallet_pending = {
+                    'before': {}, 'after': {}, 'recovered': event.source == 'recovered',
+                    'due': self.clock() + max(self.cfg.exec_coalesce_s, 1.0)}
+            pending['before'].setdefault(coin, before)
+            pending['after'][coin] = (balance, row)
+            pending['account'] = account
 
     def _flush_wallet(self) -> None:
         pending, self._wallet_pending = self._wallet_pending, None
-        if pending and pending['before'] != pending['after']:
-            self._emit('wallet', pending['account'], format_wallet, self._coin, pending['before'],
-                       pending['after'], pending['account'], pending['row'])
-
-    def on_ohlcv(self, ws: BybitWS | None, candles: list) -> None:
-        self._each('kline', candles, self._candle)
-
-    def _candle(self, candle: dict) -> None:
-        if candle.get('confirm') is not True or str(candle.get('interval')) != self.cfg.period:
-            return  # unconfirmed updates of the open candle give nothing
-        start = int(candle.get('start') or 0)
-        if start <= self.kline_last_start:
+        if not pending:
             return
-        self.kline_last_start = start
+        changes = [(coin, pending['before'][coin], after, row)
+                   for coin, (after, row) in pending['after'].items()
+                   if after != pending['before'][coin]]
+        if changes:
+            self._emit('wallet', pending['account'], format_wallets, changes, pending['account'],
+                       recovered=pending['recovered'])
+
+    def _candle(self, event: Event, candle: dict, _before: Any = None) -> None:
+        interval = str(candle.get('interval'))
+        if candle.get('confirm') is not True or interval not in self.cfg.periods:
+            return  # unconfirmed updates of the open candle give nothing
+        if Market(event.category, event.symbol) not in self.cfg.symbols:
+            return
+        key = f'{event.category}:{event.symbol}:{interval}'
+        start = int(candle.get('start') or 0)
+        if start <= self.journal.candles.get(key, 0):
+            return
+        self.journal.candles.pop(key, None)
+        self.journal.candles[key] = start
+        _bounded(self.journal.candles, CANDLE_MEMORY)
         if self.cfg.ohlcv_notify:
-            self._emit('kline', candle, format_kline, candle, self.cfg.symbol,
-                       self._units(self.cfg.symbol))
+            self._emit('kline', candle, format_kline, candle, event.symbol,
+                       units_for(event.category, event.symbol),
+                       recovered=event.source == 'recovered', category=event.category)
 
     def on_status(self, ws: BybitWS | None, event: dict) -> None:
         kind, stream = event.get('event'), event.get('stream')
+        where = f"{stream}:{event.get('category') or ''}"
         with self._lock:
             # The first private resync's REST rows are the baseline of a first start, until the
             # whole resync has succeeded (a failed step is retried, and its rows are baseline too).
@@ -3452,12 +4054,12 @@ class Notifier:
             if kind == 'down':
                 # No storm while a connection flaps: one down alert per stream per 10 minutes.
                 clock = self.clock()
-                if clock - self._last_down_alert.get(stream, -1e9) < 600:
+                if clock - self._last_down_alert.get(where, -1e9) < 600:
                     return
-                self._last_down_alert[stream] = clock
-                self._down_alerted[stream] = True
+                self._last_down_alert[where] = clock
+                self._down_alerted[where] = True
             elif kind == 'restored':
-                if not self._down_alerted.pop(stream, False):
+                if not self._down_alerted.pop(where, False):
                     return
             elif kind == 'auth_rejected':
                 if 'auth' in self._alerted_once:
@@ -3479,15 +4081,19 @@ class Notifier:
 
     def set_baseline(self, positions: list, accounts: list) -> None:
         """Learn what the account looks like at a first start, without alerting it: later
-        changes are alerted against it."""
+        changes are alerted against it. positions: (category, rows) pairs."""
         with self._lock:
-            for kind, items, learn in (('position', positions, self._position),
-                                       ('wallet', accounts, self._account)):
-                for item in items:
-                    try:
-                        learn(item, silent=True)
-                    except Exception:  # the live stream brings it again
-                        log.exception('could not learn a %s row at startup', kind)
+            batches = [('position', rows, category) for category, rows in positions]
+            batches.append(('wallet', accounts, ''))
+            for kind, rows, category in batches:
+                for event in self.journal.ingest(kind, rows, category=category,
+                                                 source='baseline'):
+                    learn = self._position if kind == 'position' else self._account
+                    for item in event.items:
+                        try:
+                            learn(event, item, silent=True)
+                        except Exception:  # the live stream brings it again
+                            log.exception('could not learn a %s row at startup', kind)
             self.on_change()
 
     # -- timer and state -------------------------------------------------------------------------
@@ -3523,47 +4129,39 @@ class Notifier:
         """The state file's content. Taken under the lock that also covers queuing an alert and
         recording it as alerted, so the two are always saved together."""
         with self._lock:
-            watermark = self.exec_watermark_ms
-            for group in self._groups.values():  # fills still being grouped are not alerted yet
-                for fill in group['fills']:
-                    watermark = min(watermark, int(dec(fill.get('execTime')) or watermark) - 1)
-            wallet = dict(self.wallet)
-            if self._wallet_pending:
-                wallet[self._coin] = self._wallet_pending['before']
+            pending = [fill for group in self._groups.values() for fill in group['fills']]
+            watermark_ms = None
             if self.ws is not None and not self.ws.watches_fills:
                 # Fills are not watched: none is owed, so a later run that watches them starts
                 # from when this one stopped, not from the last fill it ever saw.
-                watermark = self.ws.rest.server_now_ms()
-            elif self.ws is not None:  # fills in a gap not yet backfilled are owed a recovery
-                gap_ms = self.ws.unrecovered_since_ms()
-                if gap_ms is not None:
-                    watermark = min(watermark, gap_ms)
+                watermark_ms = self.ws.rest.server_now_ms()
+            state = self.journal.snapshot(pending, watermark_ms)
+            if self._wallet_pending:  # not alerted yet: a restart sees the change again
+                state['wallet']['balances'].update(self._wallet_pending['before'])
             outbox, outbox_seq = self.sender.pending_state()
             outbox = list(outbox) + [{'embed': embed} for embed in self._held or ()]
-            open_orders = self.open_orders if self.ws is None else {
-                oid: {k: o[k] for k in KEY_FIELDS if k in o}
-                for oid, o in self.ws.open_orders().items()}
             extra = {'first_run': True} if self.fresh and self.baseline_pending else {}
-            return {**extra,
-                'version': STATE_VERSION, 'saved_at': now_ms(), 'symbol': self.cfg.symbol,
-                'exec_watermark_ms': watermark, 'exec_ids': self.alerted_exec.items(),
-                'orders': self.orders.items(), 'open_orders': open_orders,
-                'positions': self.positions, 'wallet': wallet,
-                'versions': {'position': self.position_versions.items(),
-                             'wallet': self.wallet_versions.items()},
-                'kline_last_start': self.kline_last_start,
-                'key_expiry_alerted': self.key_expiry_alerted,
-                'outbox': outbox, 'outbox_seq': outbox_seq,
-            }
+            return {'version': STATE_VERSION, 'saved_at': now_ms(), **extra,
+                    'symbols': [str(market) for market in self.cfg.symbols], **state,
+                    'outbox': outbox, 'outbox_seq': outbox_seq}
 
 
 def main_topics(cfg: Settings) -> list:
-    """Only the topics the enabled alerts need."""
-    topics = [f'kline.{cfg.period}.{cfg.symbol}'] if cfg.ohlcv_notify else []
+    """Only the topics the enabled alerts need: each candle symbol's kline of each period, on
+    its category's stream; with keys, the account topics. All four categories take the
+    all-in-one topics (order); a subset takes the categorised ones (order.linear), which Bybit
+    filters for us (docs/v5/websocket/private/order.mdx)."""
+    topics = [f'{m.category}:kline.{period}.{m.symbol}' for m in cfg.symbols
+              for period in cfg.periods] if cfg.ohlcv_notify else []
     if cfg.has_keys:
-        wanted = (('order', cfg.order_notify), ('execution', cfg.execution_notify),
-                  ('position', cfg.position_notify), ('wallet', cfg.wallet_notify))
-        topics += [topic for topic, on in wanted if on]
+        every = cfg.categories == CATEGORIES
+        for name, on in (('order', cfg.order_notify), ('execution', cfg.execution_notify),
+                         ('position', cfg.position_notify)):
+            cats = [c for c in cfg.categories if name != 'position' or c != 'spot']
+            if on:
+                topics += [name] if every else [f'{name}.{c}' for c in cats]
+        if cfg.wallet_notify:
+            topics.append('wallet')
     return topics
 
 
@@ -3617,69 +4215,112 @@ def check_key_info(info: dict) -> dict:
 
 
 def describe_watch(cfg: Settings, env: str, backlog: int) -> dict:
-    """The startup alert's account-independent part: what is watched, which alerts."""
+    """The startup alert's account-independent part: the categories, the candle symbols and
+    periods, which alerts."""
     alerts = [name for name, on in (('orders', cfg.order_notify), ('fills', cfg.execution_notify),
                                     ('positions', cfg.position_notify),
-                                    ('balance', cfg.wallet_notify)) if on and cfg.has_keys]
+                                    ('balances', cfg.wallet_notify)) if on and cfg.has_keys]
+    watch = {'categories': list(cfg.categories) if cfg.has_keys else [], 'env': env,
+             'alerts': alerts}
     if cfg.ohlcv_notify:
-        alerts.append(f'{period_label(cfg.period)} candles')
-    watch = {'symbol': cfg.symbol, 'category': cfg.category, 'env': env, 'alerts': alerts}
+        alerts.append('candles')
+        watch['candles'] = describe_candles(cfg)
     if backlog:
         watch['backlog'] = f'{backlog} alert(s) from the last run, delivered first'
     return watch
 
 
+def describe_candles(cfg: Settings) -> str:
+    """'BTCUSDT, ETHUSDT, SOLUSDT (spot) × 1m, 1h': the symbols, then the periods of each."""
+    names = [f'{m.symbol} (spot)' if m.category == 'spot' else m.symbol for m in cfg.symbols]
+    return f"{', '.join(names)} × {', '.join(period_label(p) for p in cfg.periods)}"
+
+
+def read_positions(rest: BybitRest, categories: Iterable) -> list:
+    """(category, open positions) for each category that has positions (not spot)."""
+    return [(category, list_open_positions(rest, category)) for category in categories
+            if category != 'spot']
+
+
 def read_account(cfg: Settings, rest: BybitRest, notifier: Notifier, watch: dict) -> dict:
-    """At startup: the key's permissions and expiry, the position and the balance (signed REST
-    GETs), into the startup alert; on a first run they are also the baseline for later alerts."""
+    """At startup: the key's permissions and expiry, the open positions of every watched
+    category and the whole wallet (signed REST GETs), into the startup alert; on a first run
+    they are also the baseline for later alerts."""
     key = check_key(rest)
     watch['api_key'] = key['summary']
-    coin = settle_coin(cfg.category, cfg.symbol)
-    positions = []
-    if cfg.category != 'spot':
-        positions = rest.get('/v5/position/list', {'category': cfg.category,
-                                                   'symbol': cfg.symbol}).get('list') or []
-        watch['position'] = describe_position(positions, cfg.category)
-    accounts = rest.get('/v5/account/wallet-balance', {'accountType': 'UNIFIED',
-                                                        'coin': coin}).get('list') or []
-    watch['balance'] = describe_balance(accounts, coin)
+    positions = read_positions(rest, cfg.categories)
+    accounts = rest.get('/v5/account/wallet-balance', {'accountType': 'UNIFIED'}).get('list') or []
+    if any(c != 'spot' for c in cfg.categories):
+        watch['positions'] = describe_positions(positions)
+    watch['balances'], watch['total_equity'] = describe_balances(accounts)
     if notifier.fresh:
         notifier.set_baseline(positions, accounts)
     return key
 
 
-def describe_position(rows: list, category: str) -> str:
-    """The open positions for the startup alert, one a line: 'BTCUSDT Long 0.5 BTC @ 95000, uPnL
-    8.50 USDT'; 'flat' when none is open."""
+STARTUP_LIST_LIMIT = 10  # positions and coins listed in the startup alert; the rest are counted
+
+
+def _notional_usd(category: str, row: dict) -> Decimal:
+    """A position's size in USD terms, to list the largest first: an inverse size is in USD;
+    a linear or option positionValue is in its settle coin (USDT or USDC)."""
+    if category == 'inverse':
+        return abs(dec(row.get('size')) or Decimal(0))
+    value = dec(row.get('positionValue'))
+    if value is None:
+        value = (dec(row.get('size')) or Decimal(0)) * (dec(row.get('markPrice')) or Decimal(0))
+    return abs(value)
+
+
+def _bounded_lines(lines: list, noun: str) -> str:
+    shown = lines[:STARTUP_LIST_LIMIT]
+    if len(lines) > len(shown):
+        shown.append(f'… and {len(lines) - len(shown)} more {noun}')
+    return '\n'.join(shown)
+
+
+def describe_positions(groups: list) -> str:
+    """The open positions of every category for the startup alert, the largest first, one a
+    line: 'BTCUSDT Long 0.5 BTC @ 95000, uPnL 8.50 USDT'; 'flat' when none is open."""
+    rows = [(_notional_usd(category, row), category, row) for category, rows in groups
+            for row in rows if position_view(row)['size'] != '0']
+    rows.sort(key=lambda entry: entry[0], reverse=True)
     lines = []
-    for row in rows:
+    for _, category, row in rows:
         view = position_view(row)
-        if view['size'] != '0':
-            side = 'Long' if view['side'] == 'Buy' else 'Short'
-            units = units_for(category, view['symbol'])
-            line = f"{view['symbol']} {side} {view['size']} {units.qty}"
-            if _set(view['entry']):
-                line += f" @ {view['entry']}"
-            if fmt_money(view['upnl'], units.value):
-                line += f", uPnL {fmt_money(view['upnl'], units.value)} {units.value}"
-            lines.append(line)
-    return '\n'.join(lines) or 'flat'
+        side = 'Long' if view['side'] == 'Buy' else 'Short'
+        units = units_for(category, view['symbol'])
+        line = f"{view['symbol']} {side} {view['size']} {units.qty}"
+        if _set(view['entry']):
+            line += f" @ {view['entry']}"
+        if fmt_money(view['upnl'], units.value):
+            line += f", uPnL {fmt_money(view['upnl'], units.value)} {units.value}"
+        lines.append(line)
+    return _bounded_lines(lines, 'positions') or 'flat'
 
 
-def describe_balance(accounts: list, coin: str) -> str:
-    """The settle coin's balance for the startup alert; 'none' when Bybit lists no such coin
-    (it leaves out coins with a zero balance, docs/v5/account/wallet-balance.mdx)."""
+def describe_balances(accounts: list) -> tuple:
+    """(the non-zero coin balances, largest USD value first, one a line; the account's total
+    equity in USD) for the startup alert. Bybit leaves out zero balances
+    (docs/v5/account/wallet-balance.mdx); what it did not send is not shown."""
+    coins, equity = [], ''
     for account in accounts:
+        if fmt_money(account.get('totalEquity'), 'USD'):
+            equity = f"{fmt_money(account['totalEquity'], 'USD')} USD"
         for row in account.get('coin') or ():
-            if row.get('coin') == coin and fmt_money(row.get('walletBalance'), coin):
-                text = f"{fmt_money(row['walletBalance'], coin)} {coin}"
-                if fmt_money(row.get('equity'), coin):
-                    text += f" (equity {fmt_money(row['equity'], coin)})"
-                borrowed = dec(row.get('borrowAmount'))
-                if borrowed is not None and borrowed > 0:
-                    text += f", {fmt_money(borrowed, coin)} borrowed"
-                return text
-    return f'no {coin} balance'
+            coin = row.get('coin')
+            if not isinstance(coin, str) or not dec(row.get('walletBalance')):
+                continue
+            text = f"{fmt_money(row['walletBalance'], coin)} {coin}"
+            if fmt_money(row.get('equity'), coin) and dec(row.get('equity')) != \
+                    dec(row.get('walletBalance')):
+                text += f" (equity {fmt_money(row['equity'], coin)})"
+            borrowed = _borrowed(coin, row)[1]
+            if borrowed:
+                text += f', {borrowed} borrowed'
+            coins.append((abs(dec(row.get('usdValue')) or Decimal(0)), text))
+    coins.sort(key=lambda entry: entry[0], reverse=True)
+    return _bounded_lines([text for _, text in coins], 'coins') or 'no balance', equity
 
 
 USAGE = """usage: python3 bybit_ws_notify.py [--check [--send-test]] [--help] [--version]
@@ -3821,11 +4462,8 @@ def _check_stream(rows: list, what: str, setting: str, url: str, first: dict) ->
 
 
 def _ws_auth(cfg: Settings, offset_ms: int) -> dict:
-    # The signature of docs/v5/ws/connect.mdx "Authentication", as BybitWS._on_open sends it.
-    expires = now_ms() + offset_ms + 10_000
-    signature = hmac.new(cfg.api_secret.encode(), f'GET/realtime{expires}'.encode(),
-                         hashlib.sha256).hexdigest()
-    return {'req_id': 'check', 'op': 'auth', 'args': [cfg.api_key, expires, signature]}
+    """The private stream's auth request, signed as BybitWS signs it."""
+    return dict(_Signer(cfg.api_key, cfg.api_secret, offset_ms).ws_auth(), req_id='check')
 
 
 def _check_discord(rows: list, cfg: Settings) -> bool:
@@ -3914,16 +4552,16 @@ def _check_account(rows: list, cfg: Settings, rest: BybitRest, offset_ms: int) -
                             'check BYBIT_API_KEY/BYBIT_API_SECRET and the environment '
                             '(BYBIT_IS_TESTNET, BYBIT_DEMO)')
     try:
-        if cfg.category != 'spot':
-            positions = rest.get('/v5/position/list', {'category': cfg.category,
-                                                       'symbol': cfg.symbol}).get('list') or []
-            rows.append(CheckRow('✓', 'Position', describe_position(positions, cfg.category)))
-        coin = settle_coin(cfg.category, cfg.symbol)
-        accounts = rest.get('/v5/account/wallet-balance', {'accountType': 'UNIFIED',
-                                                            'coin': coin}).get('list') or []
-        rows.append(CheckRow('✓', 'Balance', describe_balance(accounts, coin)))
+        positions = read_positions(rest, cfg.categories)
+        if positions:  # one table line each: the alert's lines joined
+            rows.append(CheckRow('✓', 'Positions', describe_positions(positions).replace('\n', '; ')))
+        accounts = rest.get('/v5/account/wallet-balance',
+                            {'accountType': 'UNIFIED'}).get('list') or []
+        balances, equity = describe_balances(accounts)
+        rows.append(CheckRow('✓', 'Balances', balances.replace('\n', '; ') + (
+            f'; total equity {equity}' if equity else '')))
     except BybitError as exc:
-        rows.append(CheckRow('✗', 'Position and balance', f'could not read them: {exc}',
+        rows.append(CheckRow('✗', 'Positions and balances', f'could not read them: {exc}',
                              'give the key read access to Contracts and Unified Trading'))
 
 
@@ -3936,7 +4574,7 @@ def run_check(env: Any, send_test: bool) -> int:
         rows.append(CheckRow('✗', 'Settings', redact(str(exc)), 'fix this setting (see --help)'))
         return _print_check(rows)
     register_secret(cfg.api_secret)
-    rows.append(CheckRow('✓', 'Settings', f'valid: {cfg.symbol} {cfg.category} on '
+    rows.append(CheckRow('✓', 'Settings', f'valid: {describe_candles(cfg)} on '
                          f'{environment(cfg)}, {"Discord" if cfg.discord_notify else "console"}'))
     rows += [CheckRow('!', 'Settings', warning) for warning in setting_warnings(cfg)]
     if any(not is_private_topic(topic) for topic in main_topics(cfg)):
@@ -4145,14 +4783,15 @@ def main(argv: list | None = None) -> int:
     env = environment(cfg)
     watch = describe_watch(cfg, env, len(backlog))
     ws = BybitWS(cfg.api_key, cfg.api_secret, cfg.is_testnet, cfg.symbol, topics,
-                 notifier.callbacks(), category=cfg.category, public_url=cfg.public_url,
-                 private_url=cfg.private_url, rest_url=cfg.rest_url, demo=cfg.demo,
-                 period=cfg.period, ping_interval_s=cfg.ping_interval_s,
-                 watchdog_s=cfg.watchdog_s, down_alert_s=cfg.down_alert_s, autostart=False)
+                 notifier.callbacks(), symbols=cfg.symbols, categories=cfg.categories,
+                 category=cfg.category, public_url=cfg.public_urls, private_url=cfg.private_url,
+                 rest_url=cfg.rest_url, demo=cfg.demo, period=cfg.period,
+                 ping_interval_s=cfg.ping_interval_s, watchdog_s=cfg.watchdog_s,
+                 down_alert_s=cfg.down_alert_s, autostart=False, journal=notifier.journal)
     ws.backoff_cap_s = cfg.reconnect_max_s
     rest = ws.rest  # one REST client, so the clock correction serves the websocket auth too
     rest.timeout = (min(5.0, cfg.rest_timeout_s), cfg.rest_timeout_s)
-    had_watermark = bool(_state_get(state or {}, 'exec_watermark_ms', int, 0))
+    had_watermark = notifier.journal.exec_watermark_ms is not None
 
     def startup_reads() -> dict | None:
         try:  # before anything is signed or any time window is set
@@ -4160,10 +4799,9 @@ def main(argv: list | None = None) -> int:
         except BybitError as exc:
             log.warning('could not read Bybit server time (%s); using this machine\'s clock', exc)
         if not had_watermark:  # a first run alerts the fills from now on, by Bybit's clock
-            notifier.exec_watermark_ms = rest.server_now_ms()
+            notifier.journal.exec_watermark_ms = rest.server_now_ms()
         if not cfg.has_keys:
-            log.info('no API keys: public-only: %s candles of %s', period_label(cfg.period),
-                     cfg.symbol)
+            log.info('no API keys: public-only: candles of %s', describe_candles(cfg))
             return None
         try:
             return read_account(cfg, rest, notifier, watch)
@@ -4185,19 +4823,15 @@ def main(argv: list | None = None) -> int:
                  stop_reason[0] or 'stop')
     if not stop.is_set():
         notifier.ws = ws
-        ws.seed(exec_watermark_ms=notifier.exec_watermark_ms,
-                exec_ids=notifier.alerted_exec.items(),
-                open_orders={k: v for k, v in notifier.open_orders.items() if isinstance(v, dict)},
-                position_symbols=[v['symbol'] for v in notifier.positions.values()
-                                  if isinstance(v, dict) and 'symbol' in v],
-                first_start=not had_watermark)
+        ws.seed(first_start=not had_watermark)  # the journal holds what the last run knew
     saver.start()
     sender.start()
     notifier.start()
     if not stop.is_set():
         ws.start()
         running = True
-        log.info('watching %s %s on %s: %s', cfg.symbol, cfg.category, env, ', '.join(topics))
+        log.info('watching %s on %s: %s', ', '.join(cfg.categories) if cfg.has_keys else
+                 'no account (no API key)', env, ', '.join(topics))
 
     if running and cfg.has_keys and any(is_private_topic(t) for t in topics):
         deadline = time.monotonic() + 20
@@ -4216,8 +4850,8 @@ def main(argv: list | None = None) -> int:
     next_key_check = time.monotonic() + 86400
     while not stop.is_set():
         if key and key['days_left'] is not None and key['days_left'] <= 7 and \
-                notifier.key_expiry_alerted != key['expires']:
-            notifier.key_expiry_alerted = key['expires']
+                notifier.journal.key_expiry_alerted != key['expires']:
+            notifier.journal.key_expiry_alerted = key['expires']
             notifier.on_status(ws, {'event': 'key_expiry', 'days': key['days_left'],
                                     'expires': key['expires']})
         if stop.wait(60):

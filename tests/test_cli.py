@@ -60,12 +60,12 @@ def test_check_all_pass(env: dict[str, str], bybit: FakeBybit, discord: FakeDisc
     assert code == 0, output
     assert {name: mark for name, (mark, _) in rows.items()} == {
         'Settings': '✓', 'Public stream': '✓', 'REST API': '✓', 'Clock': '✓', 'API key': '✓',
-        'Account type': '✓', 'Private stream': '✓', 'Position': '✓', 'Balance': '✓',
+        'Account type': '✓', 'Private stream': '✓', 'Positions': '✓', 'Balances': '✓',
         'Discord webhook': '✓'}, output
     assert 'All checks passed.' in output
     assert rows['Account type'][1] == 'Unified Trading Account'
     assert rows['API key'][1].startswith('read-only, expires in ')
-    assert rows['Balance'][1] == '1000.00 USDT (equity 1000.00)'
+    assert rows['Balances'][1] == '1000.00 USDT; total equity 1000.00 USD'
     assert rows['Discord webhook'][1].startswith('"Fake Hook" posts to channel ')
     assert discord.messages == []  # a GET, nothing posted
     assert not Path(env['STATE_FILE']).exists()  # a check leaves nothing behind
@@ -249,7 +249,8 @@ def test_every_empty_setting_means_the_default(tmp_path: Path) -> None:
 
 
 def test_settings_fields_follow_the_spec() -> None:
-    assert bot.Settings._fields == tuple(row.field for row in bot._SPEC)
+    # the fields of _SPEC, in its order, then the derived ones
+    assert bot.Settings._fields == tuple(row.field for row in bot._SPEC) + ('public_urls',)
     for row in bot._SPEC:
         assert hasattr(bot, row.name), row.name  # every row has its constant in the block
 
@@ -283,7 +284,7 @@ def test_malformed_webhook_says_what_is_wrong_and_masks_the_token(tmp_path: Path
 
 def test_public_only_startup_line_reads_well(run_bot) -> None:
     bot_ = run_bot(BYBIT_API_KEY='', BYBIT_API_SECRET='', BYBIT_PERIOD='15')
-    assert 'no API keys: public-only: 15m candles of BTCUSDT' in bot_.wait_log('public-only')
+    assert 'no API keys: public-only: candles of BTCUSDT × 15m' in bot_.wait_log('public-only')
     assert bot_.stop() == 0
 
 

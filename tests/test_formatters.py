@@ -111,7 +111,8 @@ def test_format_order_official_ws_payload() -> None:
     # A Market order: no price in the title, however much "price" says.
     assert embed['title'] == 'Order Filled: Sell Market 1 ETH ETH-30DEC22-1400-C'
     assert fields(embed) == {'Status': 'Filled', 'Side': 'Sell', 'Filled': '1 / 1 ETH',
-                             'Avg price': '75'}
+                             'Avg price': '75',  # the payload is an option's: said in words
+                             'Contract': 'ETH Call 1400, expires 30 Dec 2022, settles in USDC'}
     assert embed['color'] == bot.COLOR['sell']
     assert embed['footer'] == {'text': 'order 5cf98598-39a7-459e-97bf-76ca765ee020'}
     assert embed['timestamp'] == '2022-12-30T01:37:42.457000+00:00'
@@ -164,8 +165,8 @@ def test_format_order_filled_inverse(history_order: dict[str, Any]) -> None:
 
 
 def test_format_order_cancelled_with_cancel_type(history_order: dict[str, Any]) -> None:
-    order = dict(history_order, cancelType='CancelByUser', recovered=True)
-    embed = bot.format_order(order, LINEAR)
+    order = dict(history_order, cancelType='CancelByUser')
+    embed = bot.format_order(order, LINEAR, recovered=True)
     assert fields(embed)['Reason'] == ('cancelled by you; '
                                        'post-only, and it would have filled at once')
     assert embed['footer']['text'] == (
@@ -546,7 +547,7 @@ def test_format_wallet_official_payload() -> None:
 def test_format_wallet_decrease_with_upnl() -> None:
     account = ws_data('ws_private_wallet.json')[0]
     row = dict(account['coin'][0], unrealisedPnl='-0.0000125')
-    embed = bot.format_wallet('BTC', '0.0011', '0.00102964', dict(account, recovered=True), row)
+    embed = bot.format_wallet('BTC', '0.0011', '0.00102964', account, row, recovered=True)
     assert embed['title'] == 'Balance BTC: 0.0011 → 0.00102964 (-0.00007036)'
     assert fields(embed)['Change'] == '-0.00007036 BTC'
     assert fields(embed)['Unrealised PnL'] == '-0.0000125 BTC'
@@ -673,22 +674,24 @@ def test_format_fallback_caps_items_and_handles_scalars() -> None:
 
 
 def test_format_startup() -> None:
-    embed = bot.format_startup({'symbol': 'BTCUSD', 'category': 'inverse', 'env': 'testnet',
-                                'alerts': ['orders', 'fills', '1m candles'], 'position': 'flat',
-                                'balance': '0.5 BTC (equity 0.5)', 'api_key': 'read-only',
+    embed = bot.format_startup({'categories': ['linear', 'inverse'], 'env': 'testnet',
+                                'alerts': ['orders', 'fills', 'candles'],
+                                'candles': 'BTCUSD × 1m', 'positions': 'flat',
+                                'balances': '0.5 BTC', 'total_equity': '40000.00 USD',
+                                'api_key': 'read-only',
                                 'backlog': '2 alert(s) from the last run, delivered first'})
     assert embed['title'] == 'bybit-ws-notify started'
-    assert fields(embed) == {'Watching': 'BTCUSD (inverse, testnet)',
-                             'Alerts': 'orders, fills, 1m candles', 'Position': 'flat',
-                             'Balance': '0.5 BTC (equity 0.5)', 'API key': 'read-only',
+    assert fields(embed) == {'Watching': 'linear, inverse (testnet)',
+                             'Alerts': 'orders, fills, candles', 'Candles': 'BTCUSD × 1m',
+                             'Positions': 'flat', 'Balances': '0.5 BTC',
+                             'Total equity': '40000.00 USD', 'API key': 'read-only',
                              'Backlog': '2 alert(s) from the last run, delivered first'}
     assert embed['footer']['text'] == f'bybit-ws-notify {bot.__version__}'
 
 
 def test_format_startup_minimal() -> None:
-    embed = bot.format_startup({'symbol': 'BTCUSDT', 'category': 'linear', 'env': 'mainnet',
-                                'alerts': []})
-    assert fields(embed) == {'Watching': 'BTCUSDT (linear, mainnet)', 'Alerts': 'none'}
+    embed = bot.format_startup({'categories': [], 'env': 'mainnet', 'alerts': []})
+    assert fields(embed) == {'Watching': 'candles only (mainnet)', 'Alerts': 'none'}
 
 
 def test_format_shutdown() -> None:
@@ -876,17 +879,18 @@ def test_borrowed_balance_is_shown_as_borrowed() -> None:
     only_spot = dict(row, borrowAmount='', spotBorrow='20')
     assert fields(bot.format_wallet('USDT', '1', '2', account, only_spot))['Borrowed'] == \
         '20.00 USDT'
-    assert bot.describe_balance([account], 'USDT') == (
-        '-499.89 USDT (equity -499.89), 500.11 borrowed')
+    assert bot.describe_balances([account]) == (
+        '-499.89 USDT, 500.11 USDT borrowed', '1510.83 USD')
 
 
 def test_startup_descriptions_leave_out_missing_values() -> None:
     account = ws_data('realshaped_ws_wallet_classic_spot.json')[0]
-    assert bot.describe_balance([account], 'USDT') == '990.01 USDT'   # equity "": not "(equity -)"
-    assert bot.describe_balance([], 'USDT') == 'no USDT balance'     # not an invented 0
+    # equity "": not "(equity -)"; a classic wallet sends no totalEquity: none shown
+    assert bot.describe_balances([account]) == ('990.01 USDT', '')
+    assert bot.describe_balances([]) == ('no balance', '')          # not an invented 0
     row = dict(ws_data('realshaped_ws_position_no_curRealisedPnl.json')[0], unrealisedPnl='')
-    assert bot.describe_position([row], 'linear') == 'BTCUSDT Long 0.02 BTC @ 16811.5'
-    assert bot.describe_position([rest_rows('rest_position_list.json')[0]], 'inverse') == (
+    assert bot.describe_positions([('linear', [row])]) == 'BTCUSDT Long 0.02 BTC @ 16811.5'
+    assert bot.describe_positions([('inverse', [rest_rows('rest_position_list.json')[0]])]) == (
         'BTCUSD Short 300 USD @ 27464.50441675, uPnL -0.00029413 BTC')
 
 

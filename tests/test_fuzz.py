@@ -84,8 +84,8 @@ def dumps(frame: Any) -> bytes:
 
 def check_book(ws: bot.BybitWS) -> None:
     board = ws.data['board_snapshot']
-    assert board['bids'] is ws._bids
-    assert board['asks'] is ws._asks
+    assert board['bids'] is ws._book.bids
+    assert board['asks'] is ws._book.asks
     book = ws.get_orderbooks()
     for side, levels in book.items():
         for level in levels:
@@ -100,8 +100,8 @@ def check_book(ws: bot.BybitWS) -> None:
     ask_prices = [p for p, _ in book['asks']]
     assert all(a > b for a, b in zip(bid_prices, bid_prices[1:])), bid_prices
     assert all(a < b for a, b in zip(ask_prices, ask_prices[1:])), ask_prices
-    assert ws._bid_keys == [-p for p in bid_prices]
-    assert ws._ask_keys == ask_prices
+    assert ws._book.bid_keys == [-p for p in bid_prices]
+    assert ws._book.ask_keys == ask_prices
 
 
 def check_still_works(ws: bot.BybitWS) -> None:

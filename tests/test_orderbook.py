@@ -251,14 +251,15 @@ def test_random_deltas_match_a_dict_model(ws: bot.BybitWS) -> None:
 def test_trades_update_execution_and_last_price(ws: bot.BybitWS, rec: Recorder) -> None:
     frame = load('ws_public_trade.json')
     feed(ws, frame)
-    assert list(ws.data['execution']) == frame['data']
+    # Each trade handed on carries its category (its symbol is Bybit's 's').
+    assert list(ws.data['execution']) == [dict(t, category='linear') for t in frame['data']]
     assert ws.data['last_price'] == 16578.5
     assert ws.data['timestamp']['trade'] == 1672304486868
     later = dict(frame['data'][0], p='16580.00', i='second')
     feed(ws, dict(frame, data=[dict(frame['data'][0], p='16579.00', i='first'), later]))
     assert ws.data['last_price'] == 16580.0  # the last trade of the frame
     assert len(ws.data['execution']) == 3
-    assert rec.data('trade')[0] == frame['data']
+    assert rec.data('trade')[0] == [dict(t, category='linear') for t in frame['data']]
     ws_arg = rec.calls['trade'][0][0]
     assert ws_arg is ws
 
@@ -304,12 +305,13 @@ def test_confirmed_klines_stored_once(ws: bot.BybitWS, rec: Recorder) -> None:
     closed = dict(open_candle, confirm=True)
     feed(ws, dict(frame, data=[closed]))
     feed(ws, dict(frame, data=[closed]))  # Bybit may push the closed candle again
-    assert list(ws.data['ohlcv']) == [closed]
+    named = {'symbol': 'BTCUSDT', 'category': 'linear'}  # a candle says whose it is
+    assert list(ws.data['ohlcv']) == [dict(closed, **named)]
     nxt = dict(closed, start=closed['start'] + 300_000, end=closed['end'] + 300_000)
     feed(ws, dict(frame, data=[nxt, dict(nxt, confirm=False)]))
-    assert list(ws.data['ohlcv']) == [closed, nxt]
+    assert list(ws.data['ohlcv']) == [dict(closed, **named), dict(nxt, **named)]
     assert len(rec.data('ohlcv')) == 4
-    assert rec.data('ohlcv')[0] == [open_candle]
+    assert rec.data('ohlcv')[0] == [dict(open_candle, **named)]
 
 
 # Callbacks #######################################################################################
@@ -420,11 +422,11 @@ def test_execution_dedup_by_exec_id(pws: bot.BybitWS, rec: Recorder) -> None:
     assert rec.data('execution') == [frame['data']]
     assert rec.calls['execution'][0][0] is pws
     assert list(pws.data['my_execution']) == frame['data']
-    assert pws._exec_watermark_ms == 1746270400353
+    assert pws.journal.exec_watermark_ms == 1746270400353
     second = dict(frame['data'][0], execId='another', execTime='1746270400999')
     feed(pws, dict(frame, data=[frame['data'][0], second]), 'private')
     assert rec.data('execution')[1] == [second]
-    assert pws._exec_watermark_ms == 1746270400999
+    assert pws.journal.exec_watermark_ms == 1746270400999
 
 
 def test_execution_seed_ids_are_not_repeated(pws: bot.BybitWS, rec: Recorder) -> None:
@@ -482,7 +484,7 @@ def test_position_and_wallet_data(pws: bot.BybitWS, rec: Recorder) -> None:
     other = dict(position['data'][0], symbol='ETHUSDT', size='2', side='Buy')
     feed(pws, dict(position, data=[other]), 'private')
     assert pws.data['position'] == position['data'][0]  # only this symbol's position
-    assert 'ETHUSDT' in pws._position_symbols           # but it is re-read after a reconnect
+    assert ('linear', 'ETHUSDT') in pws.journal.open_positions  # re-read after a reconnect
     assert rec.data('position') == [position['data'], [other]]
 
     wallet = load('ws_private_wallet.json')
@@ -498,10 +500,9 @@ def test_auth_and_subscribe_acks(pws: bot.BybitWS, rec: Recorder) -> None:
     feed(pws, load('ws_auth_response.json'), 'private')
     assert private.authed is True
     assert pws.wait_authenticated(0) == 'ok'
-    assert list(private.pending.values()) == ['order', 'execution', 'position', 'wallet']
-    ack = load('ws_subscribe_response_private.json')
-    for _ in range(4):  # private acks carry no req_id
-        feed(pws, ack, 'private')
+    # One request of up to 10 topics; the private ack carries no req_id.
+    assert list(private.pending.values()) == [['order', 'execution', 'position', 'wallet']]
+    feed(pws, load('ws_subscribe_response_private.json'), 'private')
     assert private.ready is True
     assert not private.pending
     feed(pws, load('ws_pong_private.json'), 'private')
@@ -516,7 +517,8 @@ def test_rejected_subscription_is_dropped_and_reported(rec: Recorder) -> None:
     feed(ws, {'success': False, 'ret_msg': 'error:handler not found,topic:wallet',
               'conn_id': 'c', 'op': 'subscribe'}, 'private')
     assert private.topics == ['order']
-    assert rec.data('status') == [{'event': 'topic_rejected', 'topic': 'wallet',
+    assert rec.data('status') == [{'event': 'topic_rejected', 'stream': 'private', 'category': '',
+                                   'topic': 'wallet',
                                    'reason': 'error:handler not found,topic:wallet'}]
     assert private.ready is False
     feed(ws, load('ws_subscribe_response_private.json'), 'private')

@@ -23,7 +23,7 @@ def streams(ws: bot.BybitWS) -> dict:
 def test_missing_subscribe_ack_does_not_hold_the_stream_forever(caplog):
     ws = bot.BybitWS('', '', symbol='BTCUSDT', channel=['kline.1.BTCUSDT'], autostart=False)
     public = streams(ws)['public']
-    public.pending['pub1'] = 'kline.1.BTCUSDT'
+    public.pending['pub1'] = ['kline.1.BTCUSDT']
     with caplog.at_level(logging.WARNING, logger='bybit_ws_notify'):
         ws._ack_timeout(public)
     assert public.ready and not public.pending

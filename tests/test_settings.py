@@ -132,14 +132,23 @@ def test_spot_category(env: dict[str, str]) -> None:
     cfg = load(env, BYBIT_SYMBOL='ETHBTC', BYBIT_CATEGORY='Spot')
     assert (cfg.symbol, cfg.category) == ('ETHBTC', 'spot')
     assert cfg.public_url == 'wss://stream.bybit.com/v5/public/spot'
-    assert cfg.position_notify is False  # spot has no positions
+    assert cfg.position_notify is True   # the candles are spot; the account has every category
+    only_spot = load(env, BYBIT_SYMBOL='ETHBTC', BYBIT_CATEGORY='Spot', BYBIT_CATEGORIES='spot')
+    assert only_spot.position_notify is False  # spot has no positions
 
 
-@pytest.mark.parametrize('category', ['option', 'futures', 'perp'])
+@pytest.mark.parametrize('category', ['futures', 'perp'])
 def test_unknown_category(env: dict[str, str], category: str) -> None:
     message = error(env, BYBIT_CATEGORY=category)
     assert message.startswith(f'BYBIT_CATEGORY={category!r}')
     assert 'inverse, linear, spot' in message
+
+
+def test_option_candles_are_refused_in_words(env: dict[str, str]) -> None:
+    for name, value in (('BYBIT_CATEGORY', 'option'), ('BYBIT_SYMBOL', 'option:BTC-27DEC26-100000-C'),
+                        ('BYBIT_SYMBOL', 'BTC-27DEC26-100000-C')):
+        message = error(env, **{name: value})
+        assert message.startswith(f'{name}=') and 'Bybit has no option kline' in message
 
 
 def test_symbol_without_category(env: dict[str, str]) -> None:
