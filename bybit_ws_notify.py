@@ -2550,6 +2550,19 @@ class BybitWS:
             if self.journal.exec_watermark_ms is None:  # nothing seen: nothing was missed
                 self.journal.exec_watermark_ms = self.rest.server_now_ms()
                 return 0
+        oldest = self.rest.server_now_ms() - EXEC_HISTORY_MS + 60_000
+        with self._lock:
+            lost = [gap for cat in categories for gap in self.journal.closed_gaps(cat)
+                    if gap[0] < oldest]
+            lost_from = min((gap[0] for gap in lost), default=None)
+            for gap in lost:  # given up on once: the gap is cut, so this is never logged again
+                gap[0] = oldest
+            if lost:
+                self.journal.exec_watermark_ms = max(self.journal.exec_watermark_ms, oldest)
+        if lost:
+            log.warning('fills from %s to %s cannot be recovered: Bybit keeps 2 years of fill '
+                        'history (/v5/execution/list)', fmt_time_ms(lost_from),
+                        fmt_time_ms(oldest))
         recovered, failure = 0, None
         for category in categories:
             try:
@@ -2567,14 +2580,6 @@ class BybitWS:
         return recovered
 
     def _backfill_gap(self, category: str, gap: list) -> int:
-        oldest = self.rest.server_now_ms() - EXEC_HISTORY_MS + 60_000
-        if gap[0] < oldest:  # given up on once: the gap is cut, so this is never logged again
-            log.warning('%s fills from %s to %s cannot be recovered: Bybit keeps 2 years of fill '
-                        'history (/v5/execution/list)', category, fmt_time_ms(gap[0]),
-                        fmt_time_ms(min(oldest, gap[1])))
-            with self._lock:
-                gap[0] = oldest
-                self.journal.exec_watermark_ms = max(self.journal.exec_watermark_ms or 0, oldest)
         recovered = 0
         end = min(gap[1], self.rest.server_now_ms())
         while gap[0] <= end:  # one query spans at most 7 days (docs/v5/order/execution.mdx)
@@ -4830,8 +4835,10 @@ def main(argv: list | None = None) -> int:
     if not stop.is_set():
         ws.start()
         running = True
-        log.info('watching %s on %s: %s', ', '.join(cfg.categories) if cfg.has_keys else
-                 'no account (no API key)', env, ', '.join(topics))
+        watched = [f'{describe_candles(cfg)} candles'] if cfg.ohlcv_notify else []
+        if cfg.has_keys:
+            watched.append(f"the {', '.join(cfg.categories)} account")
+        log.info('watching %s on %s: %s', ' and '.join(watched), env, ', '.join(topics))
 
     if running and cfg.has_keys and any(is_private_topic(t) for t in topics):
         deadline = time.monotonic() + 20

@@ -23,7 +23,7 @@ def test_first_start_with_an_open_position_posts_only_the_startup_alert(bybit, d
     time.sleep(1.5)  # the first resync (positions, orders, wallet) is done and grouped alerts due
     assert titles(discord) == ['bybit-ws-notify started']
     embed = discord.embeds()[0]
-    assert field(embed, 'Position') == 'BTCUSDT Long 0.5 BTC @ 95000, uPnL 8.50 USDT'
+    assert field(embed, 'Positions') == 'BTCUSDT Long 0.5 BTC @ 95000, uPnL 8.50 USDT'
     # The baseline is what later alerts compare with: a live change is alerted against it.
     bybit.push_private('position', [bybit.make_position(ws=True, symbol='BTCUSDT', side='Buy',
                                                         size='0.8', entryPrice='95500')])

@@ -129,7 +129,7 @@ def assert_once_in_order(discord: FakeDiscord, ids: list[str]) -> None:
 def read_state(path: Path) -> dict[str, Any]:
     state = json.loads(path.read_text(encoding='utf-8'))
     assert isinstance(state, dict)
-    assert state['version'] == 1
+    assert state['version'] == 2
     return state
 
 
@@ -382,7 +382,7 @@ def test_kill9_while_discord_is_slow_then_restart_no_loss_duplicates_only_if_unr
     # The inherent at-least-once window: Discord accepted the alert, but the state file did not
     # yet record it as delivered (still in the outbox, or not saved at all). An alert the state
     # file recorded as delivered (execId known, not in the outbox) must never come again.
-    recorded_delivered = set(killed_state['exec_ids']) - set(outbox_exec_ids(killed_state))
+    recorded_delivered = set(killed_state['fills']['ids']) - set(outbox_exec_ids(killed_state))
     assert [i for i in duplicates if i in recorded_delivered] == [], discord.dump()
     for exec_id in duplicates:
         assert before_restart[exec_id] == 1  # the first copy went out before the kill
@@ -411,7 +411,7 @@ def test_corrupt_state_file_is_set_aside_and_the_bot_starts_normally(
     assert aside[0].name in line
     assert aside[0].read_bytes() == garbage
     assert bot.stop() == 0
-    assert read_state(state_file)['exec_ids'] == [exec_id]
+    assert read_state(state_file)['fills']['ids'] == [exec_id]
     assert_discord_clean(discord)
 
 
@@ -475,7 +475,7 @@ def test_sigterm_delivers_the_shutdown_notice_and_writes_the_state_file(
     assert reason == {'name': 'Reason', 'value': 'SIGTERM', 'inline': True}
     state = read_state(tmp_path / 'state.json')
     assert state['outbox'] == []
-    assert exec_id in state['exec_ids']
+    assert exec_id in state['fills']['ids']
     assert bot.count_log('INFO stopped$') == 1
     assert_discord_clean(discord)
 

@@ -147,9 +147,11 @@ def test_startup_alert_shows_watch_position_and_balance(bybit, discord, run_bot)
     bot = run_bot()
     started(bybit, discord, bot)
     embed = wait_title(discord, 'bybit-ws-notify started')
-    assert field(embed, 'Watching') == 'BTCUSDT (linear, mainnet)'
-    assert field(embed, 'Position').startswith('BTCUSDT Long 0.5 BTC @ 95000')
-    assert field(embed, 'Balance') == '1000.00 USDT (equity 1000.00)'  # USDT to the cent
+    assert field(embed, 'Watching') == 'linear, inverse, spot, option (mainnet)'
+    assert field(embed, 'Candles') == 'BTCUSDT × 1m'
+    assert field(embed, 'Positions').startswith('BTCUSDT Long 0.5 BTC @ 95000')
+    assert field(embed, 'Balances') == '1000.00 USDT'  # USDT to the cent
+    assert field(embed, 'Total equity') == '1000.00 USD'
     assert 'read-only' in field(embed, 'API key')
     # Only the topics the enabled alerts need, and only GETs against the REST API.
     assert bybit.subscriptions('private') == [{'order', 'execution', 'position', 'wallet'}]
@@ -184,8 +186,11 @@ def test_public_only_without_keys_gives_kline_alerts(bybit, discord, run_bot):
 
 def test_inverse_units_follow_the_category(bybit, discord, run_bot):
     env = bybit.env('inverse')
-    bot = run_bot(BYBIT_SYMBOL='BTCUSD', BYBIT_WS_PUBLIC_URL=env['BYBIT_WS_PUBLIC_URL'])
-    started(bybit, discord, bot)
+    bot = run_bot(BYBIT_SYMBOL='BTCUSD', BYBIT_WS_PUBLIC_URL=env['BYBIT_WS_PUBLIC_URL'],
+                  BYBIT_CATEGORIES='inverse')
+    bot.wait_log('private stream ready')
+    bybit.wait_subscribed('execution.inverse')  # a subset of categories: the categorised topics
+    wait_title(discord, 'bybit-ws-notify started')
     bybit.add_execution(bybit.make_execution(
         category='inverse', symbol='BTCUSD', side='Buy', execQty='100', orderQty='100',
         execPrice='95000', execFee='0.00000057', feeCurrency='', closedSize='100',
@@ -193,7 +198,7 @@ def test_inverse_units_follow_the_category(bybit, discord, run_bot):
     embed = wait_title(discord, r'^Fill: Buy 100 USD BTCUSD')
     assert field(embed, 'Fee') == '0.00000057 BTC'
     assert field(embed, 'Realised PnL') == '0.00001 BTC'
-    # A linear fill on the same account is outside this bot's category: no alert.
+    # A linear fill on the same account is outside BYBIT_CATEGORIES: no alert.
     bybit.add_execution(bybit.make_execution(execQty='0.5'))
     time.sleep(1)
     assert count_titles(discord, '^Fill') == 1
@@ -208,8 +213,8 @@ def test_sigterm_sends_shutdown_alert_saves_state_and_exits_0(bybit, discord, ru
     assert bot.stop() == 0
     assert titles(discord)[-1] == 'bybit-ws-notify stopped'
     state = json.loads((tmp_path / 'state.json').read_text())
-    assert state['version'] == 1
-    assert fill['execId'] in state['exec_ids']
+    assert state['version'] == 2
+    assert fill['execId'] in state['fills']['ids']
     assert state['outbox'] == []
     assert_no_secrets(bot.output + (tmp_path / 'state.json').read_text(),
                       bybit.api_secret, discord.token)

@@ -102,7 +102,7 @@ def test_failed_backfill_is_retried_from_where_the_gap_began(bybit, discord, run
     bot, seen, missed, live = _gap_with_a_failed_backfill(bybit, discord, run_bot, tmp_path, fault)
     time.sleep(0.5)  # the state file written after the live fill
     gap_start_ms = min(int(e['execTime']) for e in bybit.executions if e['execId'] in missed)
-    assert read_state(tmp_path / 'state.json')['exec_watermark_ms'] < gap_start_ms
+    assert read_state(tmp_path / 'state.json')['fills']['watermark_ms'] < gap_start_ms
 
     wait_delivered(discord, missed, timeout=30)
     bot.wait_log(r'recovered 2 fill\(s\) missed while disconnected', timeout=5)
@@ -123,7 +123,7 @@ def test_403_pauses_rest_and_a_restart_still_recovers_the_gap(bybit, discord, ru
     time.sleep(2)
     assert len(bybit.rest_requests) == requests_after_403  # nothing sent during the pause
     assert bot.stop() == 0
-    assert read_state(tmp_path / 'state.json')['exec_watermark_ms'] < int(
+    assert read_state(tmp_path / 'state.json')['fills']['watermark_ms'] < int(
         next(e['execTime'] for e in bybit.executions if e['execId'] == missed[0]))
 
     bot2 = start_ready(run_bot, bybit, discord)
@@ -289,7 +289,7 @@ def test_sighup_is_a_clean_stop(bybit, discord, run_bot, tmp_path):
     assert titles(discord)[-1] == STOPPED
     assert discord.embeds()[-1]['fields'][0]['value'] == 'SIGHUP'
     state = read_state(tmp_path / 'state.json')
-    assert exec_id in state['exec_ids'] and state['outbox'] == []
+    assert exec_id in state['fills']['ids'] and state['outbox'] == []
     assert bot.count_log('INFO stopped$') == 1
 
 
@@ -398,7 +398,7 @@ def test_state_folder_failing_is_one_line_and_alerts_still_flow(bybit, discord, 
     bot.wait_log(r'state file .* written again, after \d+ failed write', timeout=5)
     assert bot.count_log('written again') == 1
     assert bot.stop() == 0
-    assert set(ids) <= set(read_state(state_file)['exec_ids'])
+    assert set(ids) <= set(read_state(state_file)['fills']['ids'])
     assert_once_in_order(discord, ids)
 
 
@@ -412,7 +412,7 @@ def test_unreachable_hosts_are_named(bybit, discord, run_bot):
     assert 'cannot resolve no-such-host.invalid' in line, line
     line = bot.wait_log('private stream down', timeout=30)
     assert 'cannot resolve no-such-host.invalid' in line, line
-    line = bot.wait_log('public stream down', timeout=30)
+    line = bot.wait_log(r'public \w+ stream down', timeout=30)
     assert 'cannot connect to 127.0.0.1:9' in line, line
     assert bot.stop() == 0
 
@@ -428,11 +428,11 @@ def test_a_rest_error_line_keeps_what_bybit_said(bybit, discord, run_bot):
 def test_debug_log_shows_each_step_and_no_secret(bybit, discord, run_bot):
     bot = start_ready(run_bot, bybit, discord, LOG_LEVEL='DEBUG')
     bybit.drop('private')
-    bot.wait_log(r'DEBUG backfill window: /v5/execution/list \d{4}-', timeout=15)
+    bot.wait_log(r'DEBUG backfill window: /v5/execution/list linear \d{4}-', timeout=15)
     for pattern in (r'DEBUG private stream: connecting to ws://127\.0\.0\.1',
-                    r'DEBUG private stream: subscribing to execution',
-                    r'DEBUG private stream: subscribed to execution',
-                    r'DEBUG public stream: subscribed to kline\.1\.BTCUSDT',
+                    r'DEBUG private stream: subscribing to .*execution',
+                    r'DEBUG private stream: subscribed to .*execution',
+                    r'DEBUG public linear stream: subscribed to kline\.1\.BTCUSDT',
                     r'DEBUG REST GET /v5/execution/list\?category=linear.*HTTP 200',
                     r'DEBUG Discord POST 1 embed\(s\) to /webhooks/\d+/\*\*\* answered HTTP 200'):
         bot.wait_log(pattern, timeout=5)
@@ -500,11 +500,14 @@ def test_a_gap_is_fixed_when_detected_and_live_fills_do_not_move_it():
     private = ws._streams[0]
     ws.seed(exec_watermark_ms=1_000_000)             # the last fill a previous run saw
     assert ws.unrecovered_since_ms() == 1_000_000 - notify.BACKFILL_MARGIN_MS
-    ws._exec_gaps[0][1] = 2_000_000                  # closed: the stream was back then
-    ws._apply_executions([{'execId': 'live-1', 'execTime': '5000000'}])  # a live fill
+    gaps = ws.journal.gaps                           # per category: the same window in each
+    assert sorted(gaps) == list(sorted(notify.CATEGORIES))
+    for cat in gaps:
+        gaps[cat][0][1] = 2_000_000                  # closed: the stream was back then
+    ws._account('execution', [{'execId': 'live-1', 'execTime': '5000000'}])  # a live fill
     assert ws.unrecovered_since_ms() == 990_000      # the failed gap still bounds the watermark
     ws._on_down(private, 'test', 1.0)                # a second outage, after the live fill
-    assert ws._exec_gaps == [[990_000, 2_000_000], [5_000_000 - notify.BACKFILL_MARGIN_MS, None]]
+    assert gaps['linear'] == [[990_000, 2_000_000], [5_000_000 - notify.BACKFILL_MARGIN_MS, None]]
     ws._on_down(private, 'test', 1.0)                # still down: the open gap goes on
-    assert len(ws._exec_gaps) == 2
+    assert all(len(cat_gaps) == 2 for cat_gaps in gaps.values())
     assert ws.unrecovered_since_ms() == 990_000
