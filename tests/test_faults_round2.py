@@ -501,7 +501,7 @@ def test_a_gap_is_fixed_when_detected_and_live_fills_do_not_move_it():
     ws.seed(exec_watermark_ms=1_000_000)             # the last fill a previous run saw
     assert ws.unrecovered_since_ms() == 1_000_000 - notify.BACKFILL_MARGIN_MS
     gaps = ws.journal.gaps                           # per category: the same window in each
-    assert sorted(gaps) == list(sorted(notify.CATEGORIES))
+    assert sorted(gaps) == sorted(notify.CATEGORIES)
     for cat in gaps:
         gaps[cat][0][1] = 2_000_000                  # closed: the stream was back then
     ws._account('execution', [{'execId': 'live-1', 'execTime': '5000000'}])  # a live fill
