@@ -3930,8 +3930,9 @@ class Notifier:
         """Each item of an event under the lock. An item that breaks the policy is sent raw: an
         alert is never lost to a bug or an odd field."""
         handle = self._handlers.get(event.kind)
-        if handle is None:
-            return
+        if handle is None or (event.kind == 'kline' and
+                              not any(c.get('confirm') is True for c in event.items)):
+            return  # the open candle's updates (most of a kline stream) change nothing here
         if event.kind in ('order', 'execution', 'position') and \
                 event.category not in self.cfg.categories:
             return  # BYBIT_CATEGORIES: the journal knows it, the trader asked not to hear of it
