@@ -1282,17 +1282,18 @@ class _Signer:
 
 
 class _Backoff:
-    """Capped exponential backoff with jitter: about base, 2 x base, 4 x base ... up to cap, each
-    wait drawn from its upper half so that many clients do not retry in step."""
+    """Capped exponential backoff: base, 2 x base, 4 x base ... up to cap, each wait scaled by a
+    random factor from `jitter` (low, high) so that many clients do not retry in step; None: exact.
+    One helper for reconnects, REST recovery retries, Discord retries and Discord IP bans."""
 
-    def __init__(self, base_s: float, cap_s: float, jitter: bool = True):
+    def __init__(self, base_s: float, cap_s: float, jitter: tuple | None = (0.5, 1.0)):
         self.base_s, self.cap_s, self.jitter = base_s, cap_s, jitter
         self.attempt = 0
 
     def next(self) -> float:
         delay = min(self.cap_s, self.base_s * 2 ** min(self.attempt, 30))
         self.attempt += 1
-        return delay * random.uniform(0.5, 1.0) if self.jitter else delay
+        return delay * random.uniform(*self.jitter) if self.jitter else delay
 
     def reset(self) -> None:
         self.attempt = 0
@@ -1799,7 +1800,7 @@ class BybitWS:
         }
         self._resync_due: set = set()        # (step, category) re-reads still owed
         self._retry_pending = False
-        self._recovery_backoff = _Backoff(5.0, 300.0, jitter=False)
+        self._recovery_backoff = _Backoff(5.0, 300.0, jitter=None)
         self._auth_event = threading.Event()
         self._auth_result: str | None = None
         self._tasks: queue.Queue = queue.Queue()
@@ -2814,9 +2815,9 @@ class DiscordSender:
         self._seq = self._persisted_seq = 0
         self._queue: collections.deque = collections.deque(self._restore(backlog))
         self._not_before = 0.0
-        self._failures = 0
+        self._retry = _Backoff(1.0, retry_max_s, jitter=(0.8, 1.2))
         self._troubled = False
-        self._bans = 0
+        self._ban = _Backoff(ban_cooldown_s, 6 * 3600, jitter=None)
         self._last_ban = -math.inf
         self._crashes = 0
         self._disabled: str | None = None
@@ -3014,7 +3015,8 @@ class DiscordSender:
         if 200 <= status < 300:
             if self._troubled:
                 log.info('Discord is delivering again')
-            self._failures, self._troubled = 0, False
+            self._troubled = False
+            self._retry.reset()
             return 'ok'
         if status == 429:
             return self._rate_limited(resp)
@@ -3068,11 +3070,10 @@ class DiscordSender:
         # ban, not a rate limit (discord-api-docs#5810, #5385): back off for a long time.
         if not has_headers or body.get('code') == 0 or 'error code: 1015' in resp.text[:200]:
             if time.monotonic() - self._last_ban > 3600:
-                self._bans = 0  # an hour without a ban: the next cooldown starts short again
-            self._bans += 1
+                self._ban.reset()  # an hour without a ban: the next cooldown starts short again
             self._last_ban = time.monotonic()
             self._troubled = True
-            cooldown = min(self.ban_cooldown_s * 2 ** (self._bans - 1), 6 * 3600)
+            cooldown = self._ban.next()
             log.error('Discord banned this IP for too many requests (429 without rate-limit '
                       'headers); pausing %s, %d alert(s) kept', duration(cooldown), len(self._queue))
             self._hold(cooldown)
@@ -3089,9 +3090,8 @@ class DiscordSender:
         return 'retry'
 
     def _retry_later(self, cause: str) -> str:
-        self._failures += 1
         self._troubled = True
-        wait_s = min(self.retry_max_s, 2 ** min(self._failures - 1, 10)) * random.uniform(0.8, 1.2)
+        wait_s = self._retry.next()
         log_throttled(logging.WARNING, 'discord-down', 'Discord unreachable (%s): retrying in '
                       '%.1f s, %d alert(s) queued', cause, wait_s, len(self._queue))
         self._hold(wait_s)
