@@ -10,10 +10,9 @@ import re
 import time
 from pathlib import Path
 
+from conftest import titles
 from fake_bybit import OPTION_SYMBOL
 from test_e2e import clean, count_titles, field, wait_title
-
-from conftest import titles
 
 PAYLOADS = Path(__file__).resolve().parent / 'payloads'
 HOUR_MS = 3_600_000
