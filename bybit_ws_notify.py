@@ -1,19 +1,21 @@
 #!/usr/bin/env python3
 """bybit_ws_notify.py: Bybit V5 account and market alerts, delivered to a Discord channel.
 
-Every order, fill, position and balance change on a Bybit account, and every closed candle of one
-symbol, becomes a Discord message within a second. Built to run for months under nohup, tmux or
-systemd: it reconnects, backfills what it missed over REST, keeps undelivered alerts in a state file,
-and never prints the API secret or the webhook token.
+Every order, fill, position and balance change on a Bybit account (linear, inverse, spot and
+option, each in its own units), and every closed candle of the symbols and periods it watches,
+becomes a Discord message within a second. Built to run for months under nohup, tmux or systemd:
+it reconnects, backfills what it missed over REST, keeps undelivered alerts in a state file, and
+never prints the API secret or the webhook token.
 
 Run:    python3 bybit_ws_notify.py [--check [--send-test]] [--help] [--version] (README: Quick start)
 Needs:  Python 3.9+, websocket-client, requests.
 Config: edit the Settings block below, or export the same names as environment variables.
 Docs:   README.md (every setting, what the alerts look like, systemd unit, troubleshooting).
 
-Sections: Settings, Helpers, BybitWS (streams, auth, heartbeat, reconnect, local state, REST),
-Discord (queue, sender thread, limits), Formatters (pure: event -> embed), Main (wiring, state file,
-the command line and the --check self-check).
+Sections: Settings (the block above, then one table: _SPEC), Helpers, BybitWS (the account
+journal and typed Event, signed REST, one connection per stream, auth, heartbeat, reconnect,
+recovery per category), Discord (queue, sender thread, limits), Formatters (pure: event -> embed),
+Main (the alert policy, the state file, wiring, the command line and the --check self-check).
 """
 from __future__ import annotations
 
