@@ -555,10 +555,13 @@ def units_for(category: str, symbol: str) -> Units:
     return Units(qty=base, value=quote or 'USDT')
 
 
-def public_url_for(url: str, category: str) -> str:
-    """Another category's public stream URL: the last path segment replaced
-    (wss://stream.bybit.com/v5/public/linear -> .../v5/public/spot)."""
+def public_url_for(url: str, category: str, first: str = '') -> str:
+    """A category's public stream URL from another one's, by replacing the last path segment
+    (wss://stream.bybit.com/v5/public/linear -> .../v5/public/spot). A URL whose last segment
+    names no category (a proxy's own path) is taken as written for `first`, the first symbol's."""
     parts = urllib.parse.urlsplit(url)
+    if parts.path.rstrip('/').rpartition('/')[2] not in CATEGORIES and category == first:
+        return url
     path = parts.path.rstrip('/').rpartition('/')[0] + '/' + category
     return urllib.parse.urlunsplit(parts._replace(path=path))
 
@@ -583,7 +586,7 @@ def load_settings(env: Any = None) -> Settings:
     for prefix, symbol in v['symbols']:
         category, implied = prefix or v['category'], derive_category(symbol)
         named = f'{prefix}:{symbol}' if prefix else symbol
-        where = f'the prefix {prefix}:' if prefix else f'BYBIT_CATEGORY={category!r}'
+        where = f'its prefix {prefix}' if prefix else f'BYBIT_CATEGORY={category!r}'
         if not category:
             if implied is None:
                 raise SettingError(f'BYBIT_SYMBOL={named!r} does not imply a category: write it '
@@ -614,9 +617,9 @@ def load_settings(env: Any = None) -> Settings:
 
     public, private, rest = default_urls(v['category'], v['is_testnet'], v['demo'])
     v['public_url'] = _check_url('BYBIT_WS_PUBLIC_URL', v['public_url'] or public, ('wss', 'ws'))
-    v['public_urls'] = {market.category: public_url_for(v['public_url'], market.category)
-                        for market in markets}
-    v['public_urls'][v['category']] = v['public_url']
+    v['public_urls'] = {market.category: public_url_for(v['public_url'], market.category,
+                                                        v['category']) for market in markets}
+    v['public_url'] = v['public_urls'][v['category']]
     v['private_url'] = _check_url('BYBIT_WS_PRIVATE_URL', v['private_url'] or private,
                                   ('wss', 'ws'))
     v['rest_url'] = _check_url('BYBIT_REST_URL', v['rest_url'] or rest, ('https', 'http')).rstrip('/')
@@ -1003,6 +1006,7 @@ class AccountJournal:
         self.wallets = LatestKnown('wallet', 20)
         self.position_views: dict = {}         # position_key -> the view last alerted
         self.balances: dict = {}               # coin -> walletBalance last alerted
+        self.wallet_complete = False           # balances hold a whole wallet read over REST
         self.candles: dict = {}                # 'category:symbol:interval' -> start alerted
         self.key_expiry_alerted = ''
 
@@ -1160,7 +1164,8 @@ class AccountJournal:
                 'positions': {'versions': self.positions.items(),
                               'open': [list(where) for where in self.open_positions],
                               'views': dict(self.position_views)},
-                'wallet': {'versions': self.wallets.items(), 'balances': dict(self.balances)},
+                'wallet': {'versions': self.wallets.items(), 'balances': dict(self.balances),
+                           'complete': self.wallet_complete},
                 'candles': dict(self.candles),
                 'key_expiry_alerted': self.key_expiry_alerted,
             }
@@ -1197,6 +1202,7 @@ class AccountJournal:
         journal.wallets = LatestKnown('wallet', 20, _part(wallet, 'versions'))
         journal.balances = _bounded({coin: text for coin, text in _part(wallet, 'balances').items()
                                      if isinstance(text, str)}, COIN_MEMORY)
+        journal.wallet_complete = wallet.get('complete') is True
         journal.candles = _bounded({key: start for key, start in _part(state, 'candles').items()
                                     if isinstance(start, int)}, CANDLE_MEMORY)
         journal.key_expiry_alerted = _state_get(state, 'key_expiry_alerted', str, '')
@@ -1540,6 +1546,21 @@ def list_open_positions(rest: BybitRest, category: str) -> list:
     return rows
 
 
+def account_topics(categories: Iterable,
+                   names: Iterable = ('order', 'execution', 'position', 'wallet')) -> list:
+    """The private topics of the account categories: the all-in-one topics (order) for all four,
+    the categorised ones (order.linear) for a subset, which Bybit then filters for us
+    (docs/v5/websocket/private/order.mdx); position has no spot, wallet no category."""
+    categories = [c for c in CATEGORIES if c in categories]
+    topics: list = []
+    for name in names:
+        if name == 'wallet' or categories == list(CATEGORIES):
+            topics.append(name)
+        else:
+            topics += [f'{name}.{c}' for c in categories if name != 'position' or c != 'spot']
+    return topics
+
+
 SUBSCRIBE_CHUNK = 10  # args per subscribe request: spot's limit (docs/v5/ws/connect.mdx, Args limits)
 PUBLIC_ARGS_CHARS = 21_000  # ... and the args of one public connection, in characters
 # The first version's callback names for each kind of event
@@ -1828,7 +1849,7 @@ class BybitWS:
             if isinstance(public_url, dict):
                 url = public_url.get(cat) or default_urls(cat, is_testnet, demo)[0]
             elif public_url:
-                url = public_url if cat == self.category else public_url_for(public_url, cat)
+                url = public_url_for(public_url, cat, self.category)
             else:
                 url = default_urls(cat, is_testnet, demo)[0]
             st = _Stream('public', url, topics, cat)
@@ -1933,7 +1954,7 @@ class BybitWS:
         if not channel:
             channel = [f'{m.category}:{name}.{m.symbol}' for m in self.markets
                        for name in ('publicTrade', 'tickers', 'orderbook.200', f'kline.{self.period}')]
-            channel += ['position', 'execution', 'order', 'wallet']
+            channel += account_topics(self.categories, ('position', 'execution', 'order', 'wallet'))
         known = {m.symbol: m.category for m in reversed(self.markets)}
         topics: list = []
         for entry in channel:
@@ -4005,12 +4026,14 @@ class Notifier:
                 continue
             balance = fmt_num(row['walletBalance'])
             before = balances.get(coin)
+            if before is None and self.journal.wallet_complete and event.source == 'live':
+                before = '0'  # Bybit lists every coin with a balance (wallet-balance.mdx): new
             balances.pop(coin, None)
             balances[coin] = balance
             _bounded(balances, COIN_MEMORY)
             if before is None or before == balance or not self.cfg.wallet_notify or silent or \
                     self._quiet(event):
-                continue  # a coin seen for the first time is learned, not alerted
+                continue  # a coin first seen before a whole wallet was read is learned only
             # Every fill moves a balance (fee, PnL): one alert per burst, listing each coin.
             pending = self._wallet_pending
             if pending is None:
@@ -4020,6 +4043,8 @@ class Notifier:
             pending['before'].setdefault(coin, before)
             pending['after'][coin] = (balance, row)
             pending['account'] = account
+        if event.source != 'live':  # a REST read lists the whole wallet: coins not in it are 0
+            self.journal.wallet_complete = True
 
     def _flush_wallet(self) -> None:
         pending, self._wallet_pending = self._wallet_pending, None
@@ -4156,20 +4181,15 @@ class Notifier:
 
 def main_topics(cfg: Settings) -> list:
     """Only the topics the enabled alerts need: each candle symbol's kline of each period, on
-    its category's stream; with keys, the account topics. All four categories take the
-    all-in-one topics (order); a subset takes the categorised ones (order.linear), which Bybit
-    filters for us (docs/v5/websocket/private/order.mdx)."""
+    its category's stream; with keys, the account topics of the categories watched."""
     topics = [f'{m.category}:kline.{period}.{m.symbol}' for m in cfg.symbols
               for period in cfg.periods] if cfg.ohlcv_notify else []
     if cfg.has_keys:
-        every = cfg.categories == CATEGORIES
-        for name, on in (('order', cfg.order_notify), ('execution', cfg.execution_notify),
-                         ('position', cfg.position_notify)):
-            cats = [c for c in cfg.categories if name != 'position' or c != 'spot']
-            if on:
-                topics += [name] if every else [f'{name}.{c}' for c in cats]
-        if cfg.wallet_notify:
-            topics.append('wallet')
+        wanted = [name for name, on in (('order', cfg.order_notify),
+                                        ('execution', cfg.execution_notify),
+                                        ('position', cfg.position_notify),
+                                        ('wallet', cfg.wallet_notify)) if on]
+        topics += account_topics(cfg.categories, wanted)
     return topics
 
 

@@ -257,3 +257,34 @@ def test_the_option_ack_shape_reports_its_fail_topics() -> None:
                                'successTopics': ['tickers.BTC-27DEC26-1-C']}})
     assert option.ready and option.topics == ['tickers.BTC-27DEC26-1-C']
     assert rec.calls['status'][0]['topic'] == 'tickers.NOPE'
+
+
+def test_a_coin_new_to_the_wallet_is_alerted_from_zero() -> None:
+    from test_policy import notifier
+    policy, sink, clock = notifier()
+    usdt = {'coin': 'USDT', 'walletBalance': '1000'}
+    policy.feed('wallet', [{'accountType': 'UNIFIED', 'coin': [dict(usdt, walletBalance='5')],
+                            'creationTime': 1}])          # before any whole read: learned only
+    policy.tick(clock.now + 5)
+    assert sink.titles == []
+    policy.feed('wallet', [{'accountType': 'UNIFIED', 'coin': [usdt], 'creationTime': 2}],
+                source='recovered')                       # a whole wallet read over REST
+    policy.feed('wallet', [{'accountType': 'UNIFIED', 'creationTime': 3,
+                            'coin': [usdt, {'coin': 'SOL', 'walletBalance': '2.5'}]}])
+    policy.tick(clock.now + 5)
+    assert sink.titles == ['Balances changed: USDT +995.00, SOL +2.5']   # one burst
+
+
+@pytest.mark.parametrize(('url', 'first', 'urls'), [
+    ('wss://stream.bybit.tr/v5/public/spot', 'spot:SOLUSDT,BTCUSDT',
+     {'spot': 'wss://stream.bybit.tr/v5/public/spot', 'linear': 'wss://stream.bybit.tr/v5/public/linear'}),
+    ('wss://stream.bybit.tr/v5/public/linear', 'spot:SOLUSDT,BTCUSDT',   # named by its segment
+     {'spot': 'wss://stream.bybit.tr/v5/public/spot', 'linear': 'wss://stream.bybit.tr/v5/public/linear'}),
+    ('ws://127.0.0.1:9/proxy', 'BTCUSDT,spot:SOLUSDT',   # a proxy's own path: the first symbol's
+     {'linear': 'ws://127.0.0.1:9/proxy', 'spot': 'ws://127.0.0.1:9/spot'}),
+])
+def test_the_public_url_names_its_category_by_its_last_segment(url: str, first: str,
+                                                               urls: dict) -> None:
+    cfg = settings(BYBIT_SYMBOL=first, BYBIT_WS_PUBLIC_URL=url)
+    assert cfg.public_urls == urls
+    assert cfg.public_url == urls[cfg.category]
