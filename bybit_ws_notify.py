@@ -994,6 +994,11 @@ class AccountJournal:
 
     def __init__(self) -> None:
         self.lock = threading.RLock()
+        # Held from an account item's arrival until the alert policy has it (queued, or grouped
+        # and so left out of a save): a state save never catches an item seen but not yet alerted.
+        # Its order: batch, then the policy's lock, then `lock`.
+        self.batch = threading.RLock()
+        self.categories: tuple = ()            # the account categories the last run watched
         self.exec_ids = BoundedSet(EXEC_MEMORY)
         self.exec_watermark_ms: int | None = None  # execTime of the newest fill seen
         # Recovery windows per category, [start_ms, end_ms] on Bybit's clock, fixed when the
@@ -1002,7 +1007,7 @@ class AccountJournal:
         self.orders = LatestKnown('order', ORDER_MEMORY)
         self.open_orders: dict = {}            # orderId -> its last update, while open
         self.positions = LatestKnown('position', POSITION_MEMORY)
-        self.open_positions: dict = {}         # (category, symbol) with a size, oldest first
+        self.open_positions: dict = {}         # position_key of each one with a size
         self.wallets = LatestKnown('wallet', 20)
         self.position_views: dict = {}         # position_key -> the view last alerted
         self.balances: dict = {}               # coin -> walletBalance last alerted
@@ -1018,6 +1023,10 @@ class AccountJournal:
         (category, symbol). category: the category of REST rows (Bybit's rows carry none: it is
         the query's) and of public frames (the stream's)."""
         before: list = []
+        if category and kind != 'wallet':  # the query's category, before anything is stored
+            for item in items:
+                if not item.get('category'):
+                    item['category'] = category
         with self.lock:
             if kind == 'execution':
                 fresh = [fill for fill in items if self._new_fill(fill)]
@@ -1027,8 +1036,6 @@ class AccountJournal:
                 fresh = items
         groups: dict = {}
         for index, item in enumerate(fresh):
-            if category and kind != 'wallet' and not item.get('category'):
-                item['category'] = category  # the query's category: the legacy payload has it too
             if kind == 'wallet':
                 where = ('', '')
             else:
@@ -1063,14 +1070,13 @@ class AccountJournal:
                 self.open_orders.pop(key, None)
             return True
         if kind == 'position':
-            cat = item.get('category') or category
-            if not self.positions.offer(position_key(cat, item), item):
+            key = position_key(item.get('category') or category, item)
+            if not self.positions.offer(key, item):
                 return False
             before.append(None)
-            where = (cat, str(item.get('symbol')))
-            self.open_positions.pop(where, None)
+            self.open_positions.pop(key, None)  # per slot: a hedge-mode side of its own
             if dec(item.get('size')):
-                self.open_positions[where] = None
+                self.open_positions[key] = None
                 _bounded(self.open_positions, POSITION_MEMORY)
             return True
         before.append(None)
@@ -1162,7 +1168,7 @@ class AccountJournal:
                            'open': {oid: {k: o[k] for k in KEY_FIELDS if k in o}
                                     for oid, o in self.open_orders.items()}},
                 'positions': {'versions': self.positions.items(),
-                              'open': [list(where) for where in self.open_positions],
+                              'open': list(self.open_positions),
                               'views': dict(self.position_views)},
                 'wallet': {'versions': self.wallets.items(), 'balances': dict(self.balances),
                            'complete': self.wallet_complete},
@@ -1192,9 +1198,9 @@ class AccountJournal:
         journal.open_orders = _bounded({oid: o for oid, o in _part(orders, 'open').items()
                                         if isinstance(o, dict)}, OPEN_ORDER_MEMORY)
         journal.positions = LatestKnown('position', POSITION_MEMORY, _part(positions, 'versions'))
-        for where in _state_get(positions, 'open', list, []):
-            if isinstance(where, list) and len(where) == 2 and all(isinstance(w, str) for w in where):
-                journal.open_positions[tuple(where)] = None
+        for key in _state_get(positions, 'open', list, []):
+            if isinstance(key, str) and key.count(':') == 2:
+                journal.open_positions[key] = None
         _bounded(journal.open_positions, POSITION_MEMORY)
         journal.position_views = _bounded(
             {key: view for key, view in _part(positions, 'views').items()
@@ -1235,9 +1241,8 @@ def _state_from_v1(state: dict, category: str, period: str) -> dict:
         'orders': {'versions': _part(state, 'orders'), 'open': _part(state, 'open_orders')},
         'positions': {
             'versions': {f'{category}:{key}': v for key, v in _part(versions, 'position').items()},
-            'open': [[category, view.get('symbol')] for view in positions.values()
-                     if isinstance(view, dict) and view.get('size') not in (None, '0')
-                     and isinstance(view.get('symbol'), str)],
+            'open': [key for key, view in positions.items()
+                     if isinstance(view, dict) and view.get('size') not in (None, '0')],
             'views': positions},
         'wallet': {'versions': {'UNIFIED': newest} if newest else {},
                    'balances': _part(state, 'wallet')},
@@ -1942,7 +1947,7 @@ class BybitWS:
                 journal.exec_ids.add(exec_id)
             journal.ingest('order', list((open_orders or {}).values()))
             for symbol in position_symbols:
-                journal.open_positions[(self.category, symbol)] = None
+                journal.open_positions[f'{self.category}:{symbol}:0'] = None
             journal.gaps.clear()
             journal.open_gap(self._covered('execution'), 0 if first_start else BACKFILL_MARGIN_MS)
 
@@ -2430,6 +2435,11 @@ class BybitWS:
         """Account items through the journal (repeats and stale updates stop there), into
         `data`, then to the callbacks, one Event per category and symbol. Returns how many
         items were new."""
+        with self.journal.batch:
+            return self._account_batch(kind, items, source, category, topic)
+
+    def _account_batch(self, kind: str, items: list, source: str, category: str,
+                       topic: str) -> int:
         events = self.journal.ingest(kind, items, category=category, source=source, topic=topic)
         with self._lock:
             for event in events:
@@ -2645,10 +2655,11 @@ class BybitWS:
 
     def _reread_positions(self, category: str) -> None:
         rows = list_open_positions(self.rest, category)
-        listed = {row.get('symbol') for row in rows}
+        listed = {position_key(category, row) for row in rows}
         with self._lock:
-            gone = [symbol for cat, symbol in self.journal.open_positions
-                    if cat == category and symbol not in listed]
+            gone = list(dict.fromkeys(
+                key.split(':')[1] for key in self.journal.open_positions
+                if key.startswith(f'{category}:') and key not in listed))
         for symbol in gone[:50]:  # open before, not listed now: closed while we were away
             try:
                 found = self.rest.get('/v5/position/list',
@@ -2664,7 +2675,9 @@ class BybitWS:
                 log.info('%s position %s closed while disconnected; Bybit lists no position for '
                          'it any more', category, symbol)
                 with self._lock:
-                    self.journal.open_positions.pop((category, symbol), None)
+                    for key in [k for k in self.journal.open_positions
+                                if k.split(':')[:2] == [category, symbol]]:
+                        del self.journal.open_positions[key]
         if rows:
             self._account('position', rows, source='recovered', category=category)
 
@@ -3946,8 +3959,9 @@ class Notifier:
 
     def feed(self, kind: str, items: list, *, category: str = '', source: str = 'live') -> None:
         """Items as BybitWS hands them on: through the journal, then the policy."""
-        for event in self.journal.ingest(kind, items, category=category, source=source):
-            self.on_event(None, event)
+        with self.journal.batch:
+            for event in self.journal.ingest(kind, items, category=category, source=source):
+                self.on_event(None, event)
 
     def on_event(self, ws: BybitWS | None, event: Event) -> None:
         """Each item of an event under the lock. An item that breaks the policy is sent raw: an
@@ -4160,8 +4174,9 @@ class Notifier:
 
     def snapshot(self) -> dict:
         """The state file's content. Taken under the lock that also covers queuing an alert and
-        recording it as alerted, so the two are always saved together."""
-        with self._lock:
+        recording it as alerted, so the two are always saved together; and after any account
+        item BybitWS is handing over (journal.batch), so none is saved as seen but not alerted."""
+        with self.journal.batch, self._lock:
             pending = [fill for group in self._groups.values() for fill in group['fills']]
             watermark_ms = None
             if self.ws is not None and not self.ws.watches_fills:

@@ -484,7 +484,7 @@ def test_position_and_wallet_data(pws: bot.BybitWS, rec: Recorder) -> None:
     other = dict(position['data'][0], symbol='ETHUSDT', size='2', side='Buy')
     feed(pws, dict(position, data=[other]), 'private')
     assert pws.data['position'] == position['data'][0]  # only this symbol's position
-    assert ('linear', 'ETHUSDT') in pws.journal.open_positions  # re-read after a reconnect
+    assert 'linear:ETHUSDT:2' in pws.journal.open_positions  # re-read after a reconnect
     assert rec.data('position') == [position['data'], [other]]
 
     wallet = load('ws_private_wallet.json')

@@ -114,7 +114,7 @@ def test_a_2_0_0_state_file_loads_without_loss() -> None:
     assert journal.orders.get('v200-open-1') == ['New', None]
     assert list(journal.open_orders) == ['v200-open-1']
     assert journal.position_views['linear:BTCUSDT:0']['size'] == '0.6'
-    assert ('linear', 'BTCUSDT') in journal.open_positions
+    assert 'linear:BTCUSDT:0' in journal.open_positions
     assert journal.balances == {'USDT': '1000'}
     # Saved again as version 2, then read back: the same memory.
     saved = json.loads(json.dumps(journal.snapshot()))
