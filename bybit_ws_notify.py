@@ -1084,13 +1084,14 @@ class AccountJournal:
 
     # -- recovery windows ----------------------------------------------------------------------
 
-    def open_gap(self, categories: Iterable, margin_ms: int) -> None:
+    def open_gap(self, categories: Iterable, margin_ms: int, start_ms: int | None = None) -> None:
         """The private stream is down (or not up yet): in each category, fills from the newest
-        one seen on (less margin_ms) are owed a backfill. Live fills later do not move it."""
+        one seen on (less margin_ms), or from start_ms, are owed a backfill. Live fills later do
+        not move it."""
         with self.lock:
             if self.exec_watermark_ms is None:
                 return  # nothing seen yet: nothing to miss
-            start = self.exec_watermark_ms - margin_ms
+            start = (self.exec_watermark_ms if start_ms is None else start_ms) - margin_ms
             for category in categories:
                 gaps = self.gaps.get(category, [])
                 if any(gap[1] is None for gap in gaps):
@@ -1212,6 +1213,8 @@ class AccountJournal:
         journal.candles = _bounded({key: start for key, start in _part(state, 'candles').items()
                                     if isinstance(start, int)}, CANDLE_MEMORY)
         journal.key_expiry_alerted = _state_get(state, 'key_expiry_alerted', str, '')
+        journal.categories = tuple(c for c in CATEGORIES
+                                   if c in _state_get(state, 'categories', list, []))
         return journal
 
 
@@ -1248,6 +1251,7 @@ def _state_from_v1(state: dict, category: str, period: str) -> dict:
                    'balances': _part(state, 'wallet')},
         'candles': {f'{category}:{symbol}:{period}': last_start} if symbol and last_start else {},
         'key_expiry_alerted': state.get('key_expiry_alerted', ''),
+        'categories': [category],  # it watched the account events of its symbol's category only
     }
 
 
@@ -1934,11 +1938,12 @@ class BybitWS:
 
     def seed(self, exec_watermark_ms: int | None = None, exec_ids: Iterable = (),
              open_orders: dict | None = None, position_symbols: Iterable = (),
-             first_start: bool = False) -> None:
+             first_start: bool = False, new_categories: Iterable = ()) -> None:
         """Restore what a previous run knew (into the journal), so that the first connect
         backfills what it missed: every fill after the watermark (Bybit's clock) is recovered.
         On a first start the watermark is the start itself: a fill from before it is not news,
-        so no margin. A journal loaded from the state file needs no arguments but first_start."""
+        so no margin; so it is for new_categories, which the last run did not watch. A journal
+        loaded from the state file needs no arguments but these two."""
         journal = self.journal
         with self._lock:
             if exec_watermark_ms is not None:
@@ -1949,7 +1954,10 @@ class BybitWS:
             for symbol in position_symbols:
                 journal.open_positions[f'{self.category}:{symbol}:0'] = None
             journal.gaps.clear()
-            journal.open_gap(self._covered('execution'), 0 if first_start else BACKFILL_MARGIN_MS)
+            new = [c for c in self._covered('execution') if c in new_categories]
+            journal.open_gap([c for c in self._covered('execution') if c not in new],
+                             0 if first_start else BACKFILL_MARGIN_MS)
+            journal.open_gap(new, 0, start_ms=self.rest.server_now_ms())
 
     # -- connections ---------------------------------------------------------------------------
 
@@ -3896,6 +3904,10 @@ class Notifier:
         # A first start (no state file) learns the account without alerting it: the startup REST
         # reads (set_baseline) and the REST rows of the first private resync are the baseline.
         self.baseline_pending = self.fresh
+        # Categories the last run did not watch (an upgrade from 2.0.0, a wider BYBIT_CATEGORIES):
+        # their first resync is a baseline too, or every order and position in them would be news.
+        self.new_categories = set() if self.fresh or not cfg.has_keys else \
+            set(cfg.categories) - set(self.journal.categories)
         self._held: list | None = []  # account alerts wait here until the startup alert is out
         self._groups: dict = {}
         self._wallet_pending: dict | None = None
@@ -3952,8 +3964,10 @@ class Notifier:
             self.sender.send(embed)
 
     def _quiet(self, event: Event) -> bool:
-        """A REST row while a first start is still learning the account: baseline, not news."""
-        return event.source != 'live' and self.baseline_pending
+        """A REST row while a first start (or a newly watched category) is still being learned:
+        baseline, not news."""
+        return event.source != 'live' and (self.baseline_pending or
+                                           event.category in self.new_categories)
 
     # -- events ----------------------------------------------------------------------------------
 
@@ -4098,6 +4112,7 @@ class Notifier:
             if stream == 'private' and (kind == 'resynced' or (
                     kind == 'ready' and event.get('complete', True))):
                 self.baseline_pending = False
+                self.new_categories = set()
             if kind == 'down':
                 # No storm while a connection flaps: one down alert per stream per 10 minutes.
                 clock = self.clock()
@@ -4190,7 +4205,9 @@ class Notifier:
             outbox = list(outbox) + [{'embed': embed} for embed in self._held or ()]
             extra = {'first_run': True} if self.fresh and self.baseline_pending else {}
             return {'version': STATE_VERSION, 'saved_at': now_ms(), **extra,
-                    'symbols': [str(market) for market in self.cfg.symbols], **state,
+                    'symbols': [str(market) for market in self.cfg.symbols],
+                    'categories': list(self.cfg.categories if self.cfg.has_keys
+                                       else self.journal.categories), **state,
                     'outbox': outbox, 'outbox_seq': outbox_seq}
 
 
@@ -4866,7 +4883,8 @@ def main(argv: list | None = None) -> int:
                  stop_reason[0] or 'stop')
     if not stop.is_set():
         notifier.ws = ws
-        ws.seed(first_start=not had_watermark)  # the journal holds what the last run knew
+        # The journal holds what the last run knew; categories it did not watch start now.
+        ws.seed(first_start=not had_watermark, new_categories=notifier.new_categories)
     saver.start()
     sender.start()
     notifier.start()

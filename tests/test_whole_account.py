@@ -14,6 +14,8 @@ from conftest import titles
 from fake_bybit import OPTION_SYMBOL
 from test_e2e import clean, count_titles, field, wait_title
 
+import bybit_ws_notify as bot_module
+
 PAYLOADS = Path(__file__).resolve().parent / 'payloads'
 HOUR_MS = 3_600_000
 
@@ -263,6 +265,12 @@ def test_a_state_file_of_2_0_0_is_upgraded_without_loss(bybit, discord, run_bot,
                                                avgPrice='95100'))
     missed = bybit.make_execution(execId='after-upgrade', leavesQty='0')
     bybit.add_execution(missed, push=False)  # made while no bot ran: recovered once
+    # 2.0.0 watched linear only: what the other categories did before the upgrade is not news.
+    bybit.add_execution(bybit.make_execution(category='spot', execId='spot-before', leavesQty='0',
+                                             execTime=str(state['exec_watermark_ms'] + 1000)),
+                        push=False)
+    bybit.open_orders.append(bybit.make_order(category='spot', orderId='spot-open-before'))
+    bybit.positions.append(bybit.make_position(category='inverse', side='Sell', size='500'))
     bot = run_bot()
     ready(bybit, discord, bot)
     wait_title(discord, r'^Fill: ')
@@ -274,6 +282,7 @@ def test_a_state_file_of_2_0_0_is_upgraded_without_loss(bybit, discord, run_bot,
     saved = json.loads((tmp_path / 'state.json').read_text(encoding='utf-8'))
     assert saved['version'] == 2
     assert set(state['exec_ids']) | {'after-upgrade'} <= set(saved['fills']['ids'])
-    assert 'v200-open-1' in saved['orders']['open']
+    assert 'v200-open-1' in saved['orders']['open'] and 'spot-open-before' in saved['orders']['open']
+    assert saved['categories'] == list(bot_module.CATEGORIES)
     assert saved['positions']['views']['linear:BTCUSDT:0']['size'] == '0.6'
     clean(discord)
