@@ -858,6 +858,9 @@ class BoundedSet:
 
 OPEN_ORDER_STATUSES = ('New', 'PartiallyFilled', 'Untriggered')
 KEY_REJECTED_CODES = (10003, 10004, 10007, 10010, 33004, -2015)  # docs/v5/error.mdx
+# Final for one category: "Permission denied" (a key without Options access, say) and "Request
+# parameter error" (docs/v5/error.mdx). Retrying cannot help; the category is not read again.
+CATEGORY_REFUSED_CODES = (10005, 10001)
 BACKFILL_MARGIN_MS = 10_000
 REST_WINDOW_MS = 7 * 86_400_000          # /v5/execution/list serves at most 7 days per query
 EXEC_HISTORY_MS = 730 * 86_400_000       # ... and 2 years back ("Get Execution (2 years)")
@@ -1831,6 +1834,7 @@ class BybitWS:
             'wallet': {},
         }
         self._resync_due: set = set()        # (step, category) re-reads still owed
+        self._refused: set = set()           # categories Bybit refuses to list for this key
         self._retry_pending = False
         self._recovery_backoff = _Backoff(5.0, 300.0, jitter=None)
         self._auth_event = threading.Event()
@@ -1965,8 +1969,7 @@ class BybitWS:
         """(category, topic) for each topic; '' for private ones. A public topic's category is
         its prefix (spot:kline.1.BTCUSDT), else that of the symbol it names."""
         if not channel:
-            channel = [f'{m.category}:{name}.{m.symbol}' for m in self.markets
-                       for name in ('publicTrade', 'tickers', 'orderbook.200', f'kline.{self.period}')]
+            channel = [topic for m in self.markets for topic in self._default_topics(m)]
             channel += account_topics(self.categories, ('position', 'execution', 'order', 'wallet'))
         known = {m.symbol: m.category for m in reversed(self.markets)}
         topics: list = []
@@ -1983,6 +1986,17 @@ class BybitWS:
             if pair not in topics:
                 topics.append(pair)
         return topics
+
+    def _default_topics(self, market: Market) -> list:
+        """The first version's topics for a symbol: trades, ticker, the 200-level book, candles.
+        An option has a 25- or 100-level book, no kline, and its trades by base coin
+        (docs/v5/websocket/public/orderbook.mdx, trade.mdx)."""
+        cat, symbol = market
+        if cat == 'option':
+            return [f'option:publicTrade.{split_symbol(symbol)[0]}', f'option:tickers.{symbol}',
+                    f'option:orderbook.100.{symbol}']
+        return [f'{cat}:{name}.{symbol}' for name in
+                ('publicTrade', 'tickers', 'orderbook.200', f'kline.{self.period}')]
 
     def _keep_books(self, st: _Stream) -> None:
         """Each symbol's book follows its deepest depth: a depth-1 feed must not cut it."""
@@ -2274,17 +2288,21 @@ class BybitWS:
         # answers COMMAND_RESP with failTopics; the private ack carries no req_id (docs examples).
         reason = str(msg.get('ret_msg') or '')
         named = re.search(r'topic:(\S+)', reason)
+        data = msg.get('data') if isinstance(msg.get('data'), dict) else {}
+        reported = set(data.get('successTopics') or ()) | set(data.get('failTopics') or ())
         with self._lock:
             args = st.pending.pop(msg.get('req_id') or '', None)
-            if args is None:  # no req_id: the request naming the topic, else the oldest one
+            if args is None:  # no req_id: the request it names, else the oldest one
                 for req_id, waiting in st.pending.items():
-                    if named is None or named.group(1) in waiting:
+                    if (reported & set(waiting)) if reported else (
+                            named is None or named.group(1) in waiting):
                         args = st.pending.pop(req_id)
                         break
             args = args or []
-            failed = [t for t in (msg.get('data') or {}).get('failTopics') or () if t in st.topics]
+            failed = [t for t in data.get('failTopics') or () if t in st.topics]
             retry: list = []
-            if msg.get('success') is False and 'already subscribed' not in reason:
+            if msg.get('success') is False and not reported and \
+                    'already subscribed' not in reason:
                 bad = named.group(1) if named and named.group(1) in args else (
                     args[0] if len(args) == 1 else None)
                 failed += [bad] if bad else []
@@ -2480,7 +2498,19 @@ class BybitWS:
                 if name == base:
                     last = rest.rpartition('.')[2]
                     covered.update([last] if last in CATEGORIES else self.categories)
-        return tuple(c for c in self.categories if c in covered)
+        return tuple(c for c in self.categories if c in covered and c not in self._refused)
+
+    def _refuse(self, category: str, exc: BybitError) -> None:
+        """Bybit refuses this category's reads for good: stop reading it (and owing it)."""
+        with self._lock:
+            self._refused.add(category)
+            self.journal.gaps.pop(category, None)
+            self._resync_due = {step for step in self._resync_due if step[1] != category}
+        log.error('Bybit refuses to list %s orders or fills with this key (%s): its live alerts '
+                  'go on, but what happens while disconnected is not recovered; give the key '
+                  'read access to it, or leave it out of BYBIT_CATEGORIES', category, exc)
+        self._emit_status({'event': 'category_refused', 'category': category,
+                           'reason': str(exc)})
 
     def _resync_steps(self) -> set:
         steps = {('order', c) for c in self._covered('order')}
@@ -2515,12 +2545,17 @@ class BybitWS:
             due = sorted(self._resync_due, key=lambda s: (s[0], CATEGORIES.index(s[1])
                                                             if s[1] in CATEGORIES else -1))
         for name, category in due:
+            if category in self._refused:
+                continue
             try:
                 steps[name](category)
                 with self._lock:
                     self._resync_due.discard((name, category))
             except BybitError as exc:
-                failure = failure or exc
+                if exc.code in CATEGORY_REFUSED_CODES and category:
+                    self._refuse(category, exc)
+                else:
+                    failure = failure or exc
         if failure is not None:
             self._recovery_failed(st, failure)
         else:
@@ -2612,6 +2647,9 @@ class BybitWS:
                     recovered += self._backfill_gap(category, gap)
                     self.journal.gap_read(category, gap)
             except BybitError as exc:
+                if exc.code in CATEGORY_REFUSED_CODES:
+                    self._refuse(category, exc)
+                    continue
                 failure = failure or exc
                 if exc.code in (403, 'stopped'):
                     break
@@ -3689,7 +3727,7 @@ def format_status(event: dict) -> dict | None:
     """Connection and key events: a stream down or restored, the key rejected or accepted again,
     a topic Bybit refused, a key about to expire."""
     kind = event.get('event')
-    stream = f"{str(event.get('stream', '')).capitalize()} stream"
+    stream = _words(str(event.get('stream', '')).capitalize(), event.get('category'), 'stream')
     if kind == 'down':
         return {'title': f"{stream} down for {duration(event['down_s'])}", 'color': COLOR['warn'],
                 'description': 'Reconnecting; missed fills will be recovered over REST.'
@@ -3712,6 +3750,13 @@ def format_status(event: dict) -> dict | None:
         return {'title': f"Bybit refused topic {event.get('topic')}", 'color': COLOR['error'],
                 'description': f"{escape_md(event.get('reason', ''))}\nCheck BYBIT_SYMBOL and "
                                'BYBIT_CATEGORY. This topic is not retried.'}
+    if kind == 'category_refused':
+        return {'title': f"Bybit refuses {event.get('category')} reads with this key",
+                'color': COLOR['error'],
+                'description': f"{escape_md(event.get('reason', ''))}\nLive {event.get('category')} "
+                               'alerts go on; what happens while disconnected is not recovered. '
+                               'Give the key read access to it, or leave it out of '
+                               'BYBIT_CATEGORIES.'}
     if kind == 'key_expiry':
         return {'title': f"API key expires in {event['days']} day(s)", 'color': COLOR['warn'],
                 'description': f"Expiry: {event['expires']}. Keys without an IP binding expire "
@@ -4048,13 +4093,20 @@ class Notifier:
     def _account(self, event: Event, account: dict, _before: Any = None,
                  silent: bool = False) -> None:
         balances = self.journal.balances
-        for row in account.get('coin') or ():
+        rows = list(account.get('coin') or ())
+        if event.source != 'live' and self.journal.wallet_complete:
+            # A REST read lists every coin with a balance (docs/v5/account/wallet-balance.mdx):
+            # a known coin it leaves out is at 0 now.
+            listed = {row.get('coin') for row in rows}
+            rows += [{'coin': coin, 'walletBalance': '0'} for coin, text in balances.items()
+                     if coin not in listed and text != '0']
+        for row in rows:
             coin = row.get('coin')
             if not isinstance(coin, str) or dec(row.get('walletBalance')) is None:
                 continue
             balance = fmt_num(row['walletBalance'])
             before = balances.get(coin)
-            if before is None and self.journal.wallet_complete and event.source == 'live':
+            if before is None and self.journal.wallet_complete:
                 before = '0'  # Bybit lists every coin with a balance (wallet-balance.mdx): new
             balances.pop(coin, None)
             balances[coin] = balance
@@ -4131,10 +4183,11 @@ class Notifier:
                 if 'auth' not in self._alerted_once:
                     return
                 self._alerted_once.discard('auth')
-            elif kind == 'topic_rejected':
-                if event.get('topic') in self._alerted_once:
+            elif kind in ('topic_rejected', 'category_refused'):
+                once = f"{kind}:{event.get('topic') or event.get('category')}"
+                if once in self._alerted_once:
                     return
-                self._alerted_once.add(event.get('topic'))
+                self._alerted_once.add(once)
             elif kind != 'key_expiry':
                 return
             # Trouble (a stream down, the key rejected) is never held back behind the startup

@@ -524,17 +524,18 @@ class FakeBybit:
 
     def fail_rest(
         self, path: str, times: int = 1, *, status: int | None = None, ret_code: int | None = None,
-        hang_s: float = 0.0,
+        hang_s: float = 0.0, category: str | None = None,
     ) -> None:
-        """The next ``times`` GETs of ``path`` fail: with HTTP ``status`` (403, 5xx; a short
-        text or HTML body), with HTTP 200 and ``retCode`` ``ret_code`` (10006 carries the
-        X-Bapi-Limit-* headers), or by answering only after ``hang_s`` seconds (past the
-        client's read timeout). Faults queue in the order given."""
+        """The next ``times`` GETs of ``path`` (of one ``category`` query, if given) fail: with
+        HTTP ``status`` (403, 5xx; a short text or HTML body), with HTTP 200 and ``retCode``
+        ``ret_code`` (10006 carries the X-Bapi-Limit-* headers), or by answering only after
+        ``hang_s`` seconds (past the client's read timeout). Faults queue in the order given."""
         if (status is None) + (ret_code is None) + (not hang_s) != 2:
             raise ValueError("give exactly one of status, ret_code, hang_s")
         with self._lock:
             self._rest_faults.append(
-                {"path": path, "left": times, "status": status, "ret_code": ret_code, "hang_s": hang_s}
+                {"path": path, "left": times, "status": status, "ret_code": ret_code, "hang_s": hang_s,
+                 "category": category}
             )
 
     def rest_fault_pending(self) -> bool:
@@ -542,10 +543,10 @@ class FakeBybit:
         with self._lock:
             return any(f["left"] > 0 for f in self._rest_faults)
 
-    def _take_rest_fault(self, path: str) -> dict[str, Any] | None:
+    def _take_rest_fault(self, path: str, category: str | None = None) -> dict[str, Any] | None:
         with self._lock:
             for fault in self._rest_faults:
-                if fault["path"] == path and fault["left"] > 0:
+                if fault["path"] == path and fault["left"] > 0 and fault["category"] in (None, category):
                     fault["left"] -= 1
                     return dict(fault)
         return None
@@ -1229,7 +1230,7 @@ class FakeBybit:
 
         if self.rest_delay_s and (self.rest_delay_paths is None or path in self.rest_delay_paths):
             self._rest_stop.wait(self.rest_delay_s)
-        fault = self._take_rest_fault(path)
+        fault = self._take_rest_fault(path, query.get("category"))
         if fault is not None and fault["hang_s"]:
             self._rest_stop.wait(fault["hang_s"])  # the client has given up by now
         elif fault is not None and fault["status"]:

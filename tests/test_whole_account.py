@@ -286,3 +286,26 @@ def test_a_state_file_of_2_0_0_is_upgraded_without_loss(bybit, discord, run_bot,
     assert saved['categories'] == list(bot_module.CATEGORIES)
     assert saved['positions']['views']['linear:BTCUSDT:0']['size'] == '0.6'
     clean(discord)
+
+
+def test_a_category_bybit_refuses_for_good_is_one_alert_and_no_retry_storm(
+        bybit, discord, run_bot, tmp_path):
+    # A key without Options access: every option read is 10005 Permission denied.
+    bybit.fail_rest('/v5/execution/list', times=1000, ret_code=10005, category='option')
+    bybit.fail_rest('/v5/order/realtime', times=1000, ret_code=10005, category='option')
+    bot = run_bot()
+    ready(bybit, discord, bot)
+    embed = wait_title(discord, r'^Bybit refuses option reads with this key')
+    assert '10005' in embed['description']
+    bot.wait_log('private stream ready')
+    assert 'recovery after the private reconnect failed' not in bot.output  # not retried
+    fill = bybit.make_execution(category='linear', leavesQty='0')
+    bybit.add_execution(fill)
+    wait_title(discord, r'^Fill: ')
+    bybit.drop('private')                    # the reconnect reads the others, not option
+    time.sleep(3)
+    assert count_titles(discord, r'^Bybit refuses') == 1
+    assert len(bybit.rest_calls('/v5/execution/list', category='option')) == 1
+    assert bot.stop() == 0
+    state = json.loads((tmp_path / 'state.json').read_text(encoding='utf-8'))
+    assert state['fills']['watermark_ms'] >= int(fill['execTime'])  # option holds nothing back

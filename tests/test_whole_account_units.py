@@ -288,3 +288,41 @@ def test_the_public_url_names_its_category_by_its_last_segment(url: str, first: 
     cfg = settings(BYBIT_SYMBOL=first, BYBIT_WS_PUBLIC_URL=url)
     assert cfg.public_urls == urls
     assert cfg.public_url == urls[cfg.category]
+
+
+def test_coins_bought_or_sold_out_while_away_are_alerted_from_the_rest_read() -> None:
+    from test_policy import notifier
+    policy, sink, clock = notifier()
+
+    def read(created: int, **coins: str) -> None:
+        policy.feed('wallet', [{'accountType': 'UNIFIED', 'creationTime': created,
+                                'coin': [{'coin': c, 'walletBalance': b} for c, b in coins.items()]}],
+                    source='recovered')
+        policy.tick(clock.now + 5)
+
+    read(1, USDT='900', SOL='0.5')                 # the first whole read: learned
+    read(2, USDT='800', SOL='0.5', ETH='1')         # ETH bought while away: from 0
+    read(3, USDT='900', ETH='1')                    # SOL sold out: Bybit leaves it out
+    assert sink.titles == ['Balances changed: USDT -100.00, ETH +1',
+                           'Balances changed: USDT +100.00, SOL -0.5']
+    assert policy.journal.balances['SOL'] == '0'
+
+
+def test_an_option_refusal_is_matched_by_its_topics_and_never_retried() -> None:
+    rec = Recorder()
+    ws = bot.BybitWS('', '', symbols=['option:BTC-27DEC26-100000-C'], callback=rec.callbacks('status'),
+                     autostart=False)
+    option = ws._streams[0]
+    assert option.topics == ['publicTrade.BTC', 'tickers.BTC-27DEC26-100000-C',
+                             'orderbook.100.BTC-27DEC26-100000-C']
+    sent: list[dict] = []
+    ws._send = lambda st, message: sent.append(message)
+    ws._subscribe(option, option.topics)
+    feed(ws, option, {'success': False, 'conn_id': 'c', 'type': 'COMMAND_RESP',
+                      'data': {'failTopics': ['orderbook.100.BTC-27DEC26-100000-C'],
+                               'successTopics': ['publicTrade.BTC', 'tickers.BTC-27DEC26-100000-C']}})
+    assert len(sent) == 1                                   # nothing sent again
+    assert option.topics == ['publicTrade.BTC', 'tickers.BTC-27DEC26-100000-C']
+    assert [s['topic'] for s in rec.calls['status'] if s['event'] == 'topic_rejected'] == [
+        'orderbook.100.BTC-27DEC26-100000-C']
+    assert option.ready
