@@ -55,7 +55,7 @@ except (ImportError, AttributeError) as exc:
     sys.exit(f'bybit_ws_notify: the Python package {_missing} is missing: run '
              f'"python3 -m pip install -r requirements.txt" (in the venv of the README\'s quick start)')
 
-__version__ = '2.1.0'
+__version__ = '2.2.0'
 
 # Settings ##########################################################################################
 # A trader edits this block and nothing else. An environment variable of the same name overrides
@@ -3706,7 +3706,7 @@ def format_startup(watch: dict) -> dict:
     """What the bot watches (categories, candle symbols and periods, which alerts), with the
     positions and balances it read at startup."""
     fields = [_field('Watching', f"{', '.join(watch['categories']) or 'candles only'} "
-                                 f"({watch['env']})"),
+                                 f"({watch['env']})", inline=False),
               _field('Alerts', ', '.join(watch['alerts']) or 'none', inline=False)]
     if watch.get('candles'):
         fields.append(_field('Candles', watch['candles'], inline=False))
