@@ -4691,8 +4691,9 @@ def run_check(env: Any, send_test: bool) -> int:
                          f'{environment(cfg)}, {"Discord" if cfg.discord_notify else "console"}'))
     rows += [CheckRow('!', 'Settings', warning) for warning in setting_warnings(cfg)]
     if any(not is_private_topic(topic) for topic in main_topics(cfg)):
-        _check_stream(rows, 'Public stream', 'BYBIT_WS_PUBLIC_URL', cfg.public_url,
-                      {'req_id': 'check', 'op': 'ping'})
+        for category, url in cfg.public_urls.items():  # each category with candle symbols
+            name = 'Public stream' if len(cfg.public_urls) == 1 else f'Public {category} stream'
+            _check_stream(rows, name, 'BYBIT_WS_PUBLIC_URL', url, {'req_id': 'check', 'op': 'ping'})
     rest = BybitRest(cfg.rest_url, cfg.api_key, cfg.api_secret,
                      timeout=(min(5.0, cfg.rest_timeout_s), cfg.rest_timeout_s))
     host = urllib.parse.urlsplit(cfg.rest_url).hostname

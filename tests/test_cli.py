@@ -405,3 +405,10 @@ def test_help_into_a_pipe_closed_early_is_quiet(env: dict[str, str]) -> None:
     proc.stdout.close()
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 0 and b'Traceback' not in err, err.decode()
+
+
+def test_check_probes_the_public_stream_of_each_candle_category(env: dict[str, str]) -> None:
+    code, rows, output = check({**env, 'BYBIT_SYMBOL': 'BTCUSDT,spot:ETHUSDT'})
+    assert code == 0, output
+    assert rows['Public linear stream'][0] == rows['Public spot stream'][0] == '✓', output
+    assert 'Public stream' not in rows
