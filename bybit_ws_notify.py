@@ -1003,6 +1003,7 @@ class AccountJournal:
         self.batch = threading.RLock()
         self.categories: tuple = ()            # the account categories the last run watched
         self.exec_ids = BoundedSet(EXEC_MEMORY)
+        self.exec_times: dict = {}             # execId -> execTime, for the state file's cut
         self.exec_watermark_ms: int | None = None  # execTime of the newest fill seen
         # Recovery windows per category, [start_ms, end_ms] on Bybit's clock, fixed when the
         # private stream went down (end None until it is back); each is dropped only once read.
@@ -1054,6 +1055,8 @@ class AccountJournal:
         exec_ms = int(dec(fill.get('execTime')) or 0)  # parsed before the fill is marked seen
         if not self.exec_ids.add(fill['execId']):
             return False
+        self.exec_times[fill['execId']] = exec_ms
+        _bounded(self.exec_times, EXEC_MEMORY)
         if self.exec_watermark_ms is None or exec_ms > self.exec_watermark_ms:
             self.exec_watermark_ms = exec_ms
         return True
@@ -1165,9 +1168,14 @@ class AccountJournal:
                 gap_ms = self.unrecovered_since_ms()
                 if gap_ms is not None and watermark_ms is None:
                     watermark = min(watermark, gap_ms)
+            # A restart reads fills back from the watermark less the margin: only the ids of
+            # fills from then on can come again, so only they are saved (a small file, a quick
+            # write before each alert), however many the memory holds for the live stream.
+            cut = -math.inf if watermark is None else watermark - BACKFILL_MARGIN_MS
+            ids = [i for i in self.exec_ids.items()
+                   if i not in skip and self.exec_times.get(i, cut) >= cut]
             return {
-                'fills': {'watermark_ms': watermark,
-                          'ids': [i for i in self.exec_ids.items() if i not in skip]},
+                'fills': {'watermark_ms': watermark, 'ids': ids},
                 'orders': {'versions': self.orders.items(),
                            'open': {oid: {k: o[k] for k in KEY_FIELDS if k in o}
                                     for oid, o in self.open_orders.items()}},
@@ -1192,12 +1200,13 @@ class AccountJournal:
             state = _state_from_v1(state, category, period)
         fills, orders = _part(state, 'fills'), _part(state, 'orders')
         positions, wallet = _part(state, 'positions'), _part(state, 'wallet')
-        for exec_id in _state_get(fills, 'ids', list, []):
-            if isinstance(exec_id, str):
-                journal.exec_ids.add(exec_id)
         watermark = fills.get('watermark_ms')
         journal.exec_watermark_ms = watermark if isinstance(watermark, int) and watermark > 0 \
             else None
+        for exec_id in _state_get(fills, 'ids', list, []):
+            if isinstance(exec_id, str) and journal.exec_ids.add(exec_id) and \
+                    journal.exec_watermark_ms:  # their times were not saved: the watermark's
+                journal.exec_times[exec_id] = journal.exec_watermark_ms
         journal.orders = LatestKnown('order', ORDER_MEMORY, _part(orders, 'versions'))
         journal.open_orders = _bounded({oid: o for oid, o in _part(orders, 'open').items()
                                         if isinstance(o, dict)}, OPEN_ORDER_MEMORY)

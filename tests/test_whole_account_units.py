@@ -326,3 +326,16 @@ def test_an_option_refusal_is_matched_by_its_topics_and_never_retried() -> None:
     assert [s['topic'] for s in rec.calls['status'] if s['event'] == 'topic_rejected'] == [
         'orderbook.100.BTC-27DEC26-100000-C']
     assert option.ready
+
+
+def test_the_state_file_keeps_only_the_fill_ids_a_restart_can_read_again() -> None:
+    journal = bot.AccountJournal()
+    journal.ingest('execution', [{'execId': f'e{i}', 'execTime': str(1_000_000 + i * 1000)}
+                                 for i in range(60)])      # a fill a second for a minute
+    state = journal.snapshot()
+    assert state['fills']['watermark_ms'] == 1_059_000
+    # a restart backfills from the watermark less BACKFILL_MARGIN_MS: only those ids can return
+    assert state['fills']['ids'] == [f'e{i}' for i in range(49, 60)]
+    assert len(journal.exec_ids) == 60                         # the memory keeps them all
+    reloaded = bot.AccountJournal.from_state({'version': 2, **state})
+    assert reloaded.snapshot()['fills'] == state['fills']
