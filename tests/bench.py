@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
-"""Benchmark of bybit_ws_notify.py on loopback: throughput, alert latency, memory, idle cost.
+"""Benchmark of bybit_ws_notify.py on loopback: throughput, alert latency, memory, idle cost, a
+whole account on a small VPS, and start-up.
 
-    python tests/bench.py            # full run, about 2.5 minutes on 2 cores
+    python tests/bench.py            # full run, about 4 minutes on 2 cores
     python tests/bench.py --smoke    # tiny run for CI, under 30 s
-    python tests/bench.py --only throughput,memory   # some parts (throughput latency memory idle)
+    python tests/bench.py --only throughput,memory   # some parts: throughput latency memory
+                                                     # idle account startup
     python tests/bench.py --script /tmp/copy/bybit_ws_notify.py   # measure a patched copy
 
 Not a pytest test. Everything runs on 127.0.0.1 in one process tree: the servers run in this
@@ -24,11 +26,38 @@ process (threads), each measured client in a subprocess of it (this file with --
    flood server that writes unconfirmed kline.1.BTCUSDT updates to its public stream as fast as it
    reads; 50 complete fills (leavesQty 0: flushed without the coalescing delay) are pushed 100 ms
    apart, and the time from each push to the FakeDiscord (bucket of 10000: no rate-limit waits)
-   receipt of the alert whose footer says `exec <execId>` is measured.
+   receipt of the alert whose footer says `exec <execId>` is measured. Then again "with four
+   categories streaming" (issue 8): candle symbols in linear, inverse and spot (option has no
+   kline), each of the three public streams flooded the same way, the same fills.
 3. Memory: VmRSS of a BybitWS client after 10k and after 1M messages of a replay that cycles the
-   deltas (each cycle ends with a delta restoring the snapshot, so the book stays bounded).
+   deltas (each cycle ends with a delta restoring the snapshot, so the book stays bounded). Then
+   one BybitWS client on the public paths of all four categories at once: the book replay and
+   trades on linear, tickers and trades (every ts, seq and trade id new) on inverse, spot and
+   option; RSS after 10k and after 1M messages of the four together, and the linear book checked.
 4. Idle: CPU% (utime+stime from /proc/<pid>/stat) of the real script over 60 s with no market
    data, pings only (PING_INTERVAL_S default).
+5. A whole account on a small VPS (issue 11): the real script with BYBIT_SYMBOL = 20 symbols (15
+   linear, 5 spot), BYBIT_PERIOD=1, keys and all four categories, against FakeBybit (private
+   stream and REST, a five-coin wallet, positions in three categories), FakeDiscord and an
+   AccountFloodServer on the public paths. Each public connection receives, at Bybit's push
+   rates (docs/bybit_v5.md §6: derivatives every 100 ms, spot every 50 ms), the tickers of 200
+   linear or 50 spot symbols (about 3,000 msgs/s in all, spread over 10 ms slots), plus one
+   unconfirmed kline update a second for each of its candle symbols; the private stream carries a
+   complete fill every 100 ms, rotating linear, inverse, spot and option. Over 30 s of steady load:
+   CPU in % of one core (utime+stime), VmRSS at the end, alert latency p50/p99, and the msgs/s the
+   flood wrote (what the script received), with the script's CPU per thread.
+   The script subscribes only its kline topics, so the tickers are pushed onto its own public
+   connections unsubscribed, as if it had subscribed a trader's extra topics. That is the honest
+   "whole account in one process" measure: the load goes through the script's own receive
+   threads and parser (a ticker takes the same route a subscribed one would), in the process
+   whose CPU, memory and GIL the alert path shares. A second client process subscribing the
+   tickers instead would split the load across two interpreters (two GILs, so no contention on
+   the alert path, and twice the base RSS), which measures neither one process nor the sum fairly.
+6. Start-up: from Popen of the script (the whole-account settings, no state file) to the moment
+   FakeBybit has acked every expected subscription (public linear, public spot, private), and to
+   the startup alert at FakeDiscord; median of 3 runs. A note breaks the median run down from the
+   script's DEBUG log and the REST requests the fake received, beside the cost of the
+   interpreter, of importing requests and websocket, and of the script's --version.
 """
 from __future__ import annotations
 
@@ -40,10 +69,12 @@ import importlib.metadata
 import importlib.util
 import itertools
 import json
+import math
 import os
 import platform
 import random
 import re
+import shutil
 import signal
 import ssl
 import subprocess
@@ -62,6 +93,7 @@ DEFAULT_SCRIPT = ROOT / 'bybit_ws_notify.py'
 TESTS = Path(__file__).resolve().parent
 
 CATEGORY, SYMBOL = 'linear', 'BTCUSDT'   # cryptofeed serves linear and spot only
+CATEGORIES_ALL = ('linear', 'inverse', 'spot', 'option')
 BOOK_TOPIC = f'orderbook.200.{SYMBOL}'
 TRADE_TOPIC = f'publicTrade.{SYMBOL}'
 KLINE_TOPIC = f'kline.1.{SYMBOL}'
@@ -72,10 +104,12 @@ U0, SEQ0, TSEQ0 = 18_521_288, 7_961_638_724, 1_783_284_617
 MB = 1024.0
 
 FULL = {'deltas': 30_000, 'repeats': 3, 'executions': 50, 'idle_s': 60.0,
-        'mem_total': 1_000_000, 'rss_first': 10_000, 'client_timeout_s': 120.0}
+        'mem_total': 1_000_000, 'rss_first': 10_000, 'client_timeout_s': 120.0,
+        'account_s': 30.0, 'account_warm_s': 3.0, 'startup_runs': 3}
 SMOKE = {'deltas': 500, 'repeats': 1, 'executions': 5, 'idle_s': 3.0,
-         'mem_total': 20_000, 'rss_first': 10_000, 'client_timeout_s': 30.0}
-PARTS = ('throughput', 'latency', 'memory', 'idle')
+         'mem_total': 20_000, 'rss_first': 10_000, 'client_timeout_s': 30.0,
+         'account_s': 2.0, 'account_warm_s': 0.5, 'startup_runs': 1}
+PARTS = ('throughput', 'latency', 'memory', 'idle', 'account', 'startup')
 
 
 # Replay generation ###############################################################################
@@ -286,15 +320,16 @@ def chunked(payloads: Iterable[bytes], size: int = 64 * 1024) -> Iterator[bytes]
         yield b''.join(parts)
 
 
-def kline_flood_chunk(frames: int = 400) -> tuple[bytes, int]:
-    """One chunk of unconfirmed kline updates (the bot parses and discards them), repeated forever."""
+def kline_flood_chunk(frames: int = 400, topic: str = KLINE_TOPIC) -> tuple[bytes, int]:
+    """One chunk of unconfirmed kline updates of `topic` (the bot parses and discards them),
+    repeated forever."""
     rng = random.Random(7)
     start = (int(time.time() * 1000) // 60_000) * 60_000
     parts = []
     for i in range(frames):
         close = 65_000 + rng.randint(-200, 200) * TICK
         parts.append(ws_frame(dumps({
-            'topic': KLINE_TOPIC, 'data': [{
+            'topic': topic, 'data': [{
                 'start': start, 'end': start + 59_999, 'interval': '1', 'open': '65000.00',
                 'close': f'{close:.2f}', 'high': '65100.00', 'low': '64900.00',
                 'volume': str(1000 + i), 'turnover': f'{(1000 + i) / close:.8f}',
@@ -308,18 +343,27 @@ def kline_flood_chunk(frames: int = 400) -> tuple[bytes, int]:
 class ReplayServer:
     """A websockets server: V5 subscribe acks and pongs; once every topic in `topics` is subscribed
     on a connection, it writes the chunks of source() to it as fast as the client reads them (the
-    transport's write buffer is the flow control). Runs its own event loop in a daemon thread."""
+    transport's write buffer is the flow control). Runs its own event loop in a daemon thread.
 
-    def __init__(self, topics: Iterable[str], source: Callable[[], Iterable[bytes]], *,
+    routes: {category: (topics, source)} gives each public path /v5/public/<category> its own
+    topics and source (a path not in routes is acked, never streamed); without it every path gets
+    `topics` and `source`. The option path acks as Bybit's does (COMMAND_RESP)."""
+
+    def __init__(self, topics: Iterable[str] = (),
+                 source: Callable[[], Iterable[bytes]] | None = None, *,
                  ack_delay_s: float = 0.02, settle_s: float = 0.3,
-                 tls: ssl.SSLContext | None = None) -> None:
+                 tls: ssl.SSLContext | None = None, routes: dict | None = None) -> None:
         # ack_delay_s and settle_s: pybit registers a subscription and its callback only after
         # send() returns, so an instant ack or first frame would race it (KeyError in pybit).
         self.topics = set(topics)
         self.source = source
+        self.routes = {cat: (set(t), src) for cat, (t, src) in (routes or {}).items()}
         self.ack_delay_s, self.settle_s = ack_delay_s, settle_s
         self.bytes_sent = 0
+        self.bytes_by: dict[str, int] = {}     # category -> bytes written by its streams
         self.streaming = threading.Event()
+        self.streaming_by: dict[str, threading.Event] = {
+            cat: threading.Event() for cat in (*self.routes, CATEGORY)}
         self.finished = threading.Event()
         self.error: BaseException | None = None
         self._loop = asyncio.new_event_loop()
@@ -331,9 +375,12 @@ class ReplayServer:
 
     @property
     def url(self) -> str:
+        return self.url_for(CATEGORY)
+
+    def url_for(self, category: str) -> str:
         if self.tls:  # the certificate names localhost
-            return f'wss://localhost:{self.port}/v5/public/{CATEGORY}'
-        return f'ws://127.0.0.1:{self.port}/v5/public/{CATEGORY}'
+            return f'wss://localhost:{self.port}/v5/public/{category}'
+        return f'ws://127.0.0.1:{self.port}/v5/public/{category}'
 
     def __enter__(self) -> ReplayServer:  # noqa: PYI034 (typing.Self needs 3.11)
         self._thread.start()
@@ -370,6 +417,11 @@ class ReplayServer:
     async def _handler(self, ws: Any) -> None:
         from websockets.exceptions import ConnectionClosed
 
+        category = ws.request.path.rstrip('/').rpartition('/')[2] if ws.request else CATEGORY
+        if self.routes:
+            topics, source = self.routes.get(category, (set(), None))
+        else:
+            topics, source = self.topics, self.source
         subscribed: set = set()
         task = None
         try:
@@ -384,35 +436,277 @@ class ReplayServer:
                                          'req_id': msg.get('req_id', ''), 'op': 'ping'}))
                 elif op == 'subscribe':
                     await asyncio.sleep(self.ack_delay_s)
-                    await ws.send(dumps({'success': True, 'ret_msg': '', 'conn_id': 'x',
-                                         'req_id': msg.get('req_id', ''), 'op': 'subscribe'}))
-                    subscribed.update(msg.get('args') or ())
-                    if task is None and self.topics <= subscribed:
-                        task = asyncio.create_task(self._stream(ws))
+                    args = list(msg.get('args') or ())
+                    if category == 'option':  # the option path's ack (docs/bybit_v5.md §4)
+                        ack = {'success': True, 'conn_id': 'x', 'type': 'COMMAND_RESP',
+                               'data': {'failTopics': [], 'successTopics': args}}
+                    else:
+                        ack = {'success': True, 'ret_msg': '', 'conn_id': 'x',
+                               'req_id': msg.get('req_id', ''), 'op': 'subscribe'}
+                    await ws.send(dumps(ack))
+                    subscribed.update(args)
+                    if task is None and source is not None and topics <= subscribed:
+                        task = asyncio.create_task(
+                            self._stream(ws, category, source, subscribed))
         except ConnectionClosed:
             pass
         finally:
             if task is not None:
                 task.cancel()
 
-    async def _stream(self, ws: Any) -> None:
+    def _started(self, category: str) -> None:
+        self.streaming.set()
+        self.streaming_by.setdefault(category, threading.Event()).set()
+
+    def _wrote(self, category: str, size: int) -> None:
+        self.bytes_sent += size
+        self.bytes_by[category] = self.bytes_by.get(category, 0) + size
+
+    async def _stream(self, ws: Any, category: str, source: Any, subscribed: set) -> None:
         await asyncio.sleep(self.settle_s)
         # Whole pre-framed frames go straight to the transport, so the server costs ~nothing per
         # message and the client is the bottleneck; websockets' own sends (acks, pongs) are whole
         # frames too, so they interleave safely. drain() (websockets' flow-control wait, not a
         # documented API) blocks while the write buffer is above its high-water mark.
         transport = ws.transport
-        self.streaming.set()
+        self._started(category)
         try:
-            for chunk in self.source():
+            for chunk in source():
                 if transport.is_closing():
                     return
                 transport.write(chunk)
-                self.bytes_sent += len(chunk)
+                self._wrote(category, len(chunk))
                 await ws.drain()
         except (ConnectionError, asyncio.CancelledError):
             return
         self.finished.set()
+
+
+# The whole account's public traffic #############################################################
+# A trader's Unified account on a small VPS: candles for 20 symbols (15 linear, 5 spot), the
+# tickers of the 200 linear and 50 spot symbols they follow at Bybit's push rates, and fills of
+# every category on the private stream.
+
+LINEAR_CANDLES = ('BTCUSDT', 'ETHUSDT', 'SOLUSDT', 'XRPUSDT', 'DOGEUSDT', 'ADAUSDT', 'LINKUSDT',
+                  'AVAXUSDT', 'DOTUSDT', 'LTCUSDT', 'BCHUSDT', 'TRXUSDT', 'NEARUSDT', 'APTUSDT',
+                  'ARBUSDT')
+SPOT_CANDLES = ('BTCUSDT', 'ETHUSDT', 'SOLUSDT', 'XRPUSDT', 'MNTUSDT')
+ACCOUNT_SYMBOLS = ','.join([*LINEAR_CANDLES, *(f'spot:{s}' for s in SPOT_CANDLES)])
+ACCOUNT_TICKERS = {'linear': 200, 'spot': 50}        # symbols whose tickers stream
+TICKER_PERIOD_S = {'linear': 0.1, 'spot': 0.05}      # docs/bybit_v5.md §6, tickers push frequency
+FLOOD_SLOT_S = 0.01                                  # the flood writes every 10 ms
+KLINE_EVERY_S = 1.0                                  # one unconfirmed update per kline topic
+FILL_CATEGORIES = ('linear', 'inverse', 'spot', 'option')
+PRIVATE_ALL = ('order', 'execution', 'position', 'wallet')   # main_topics with all four categories
+
+
+def account_kline_topics(category: str) -> list[str]:
+    return [f'kline.1.{s}' for s in (LINEAR_CANDLES if category == 'linear' else SPOT_CANDLES)]
+
+
+def ticker_symbols(category: str) -> list[str]:
+    """The candle symbols first, then made-up ones up to ACCOUNT_TICKERS[category]."""
+    known = list(LINEAR_CANDLES if category == 'linear' else SPOT_CANDLES)
+    return known + [f'K{i:03d}USDT' for i in range(ACCOUNT_TICKERS[category] - len(known))]
+
+
+def _ticker(category: str, symbol: str, price: float, rng: random.Random, snapshot: bool,
+            ts: int) -> dict:
+    """A tickers message shaped as Bybit's (payloads/ws_public_tickers_linear_perpetual.json and
+    ticker.mdx): linear deltas carry the fields that move every 100 ms; spot is snapshot only."""
+    def p(x: float) -> str:
+        return f'{x:.4f}' if x < 100 else f'{x:.2f}'
+    last = price * (1 + rng.uniform(-0.001, 0.001))
+    if category == 'spot':
+        return {'topic': f'tickers.{symbol}', 'ts': ts, 'type': 'snapshot', 'cs': ts * 7,
+                'data': {'symbol': symbol, 'lastPrice': p(last), 'highPrice24h': p(price * 1.03),
+                         'lowPrice24h': p(price * 0.97), 'prevPrice24h': p(price * 0.99),
+                         'volume24h': f'{rng.uniform(1e3, 1e6):.4f}',
+                         'turnover24h': f'{rng.uniform(1e6, 1e9):.4f}',
+                         'price24hPcnt': f'{rng.uniform(-0.05, 0.05):.4f}',
+                         'usdIndexPrice': p(last * 1.0001)}}
+    data = {'symbol': symbol, 'tickDirection': rng.choice(('PlusTick', 'ZeroPlusTick', 'MinusTick',
+                                                           'ZeroMinusTick')),
+            'price24hPcnt': f'{rng.uniform(-0.05, 0.05):.6f}', 'lastPrice': p(last),
+            'markPrice': p(last * 1.00002), 'indexPrice': p(last * 0.99998),
+            'openInterest': f'{rng.uniform(1e4, 1e6):.3f}',
+            'openInterestValue': f'{rng.uniform(1e7, 1e10):.2f}',
+            'turnover24h': f'{rng.uniform(1e6, 1e10):.4f}', 'volume24h': f'{rng.uniform(1e3, 1e6):.4f}',
+            'bid1Price': p(last * 0.9999), 'bid1Size': f'{rng.uniform(0.1, 5e4):.3f}',
+            'ask1Price': p(last * 1.0001), 'ask1Size': f'{rng.uniform(0.1, 5e4):.3f}'}
+    if snapshot:
+        data.update({'prevPrice24h': p(price * 0.99), 'highPrice24h': p(price * 1.03),
+                     'lowPrice24h': p(price * 0.97), 'prevPrice1h': p(price), 'fundingIntervalHour': '8',
+                     'fundingCap': '0.005', 'nextFundingTime': str(ts // 28_800_000 * 28_800_000 + 28_800_000),
+                     'fundingRate': '0.0001', 'preOpenPrice': '', 'preQty': '',
+                     'curPreListingPhase': ''})
+    return {'topic': f'tickers.{symbol}', 'type': 'snapshot' if snapshot else 'delta', 'data': data,
+            'cs': ts * 7, 'ts': ts}
+
+
+def kline_update(topic: str, n: int) -> bytes:
+    """One unconfirmed 1-minute kline update of the open candle (alerts nothing), framed."""
+    now = int(time.time() * 1000)
+    start = now // 60_000 * 60_000
+    close = 100 + (n % 41) * 0.25
+    return ws_frame(dumps({'topic': topic, 'data': [{
+        'start': start, 'end': start + 59_999, 'interval': '1', 'open': '100.00',
+        'close': f'{close:.2f}', 'high': '110.00', 'low': '90.00', 'volume': str(1000 + n),
+        'turnover': f'{(1000 + n) * close:.4f}', 'confirm': False, 'timestamp': now}],
+        'ts': now, 'type': 'snapshot'}).encode())
+
+
+class TickerFlood:
+    """What one category's public connection receives in the whole-account run: the tickers of
+    its symbols, each every TICKER_PERIOD_S, spread evenly over 10 ms slots (symbol i in slot
+    i mod period/10 ms), pre-framed in a few variants (so the flood costs the bench ~nothing);
+    linear starts with a snapshot of each symbol, as Bybit does, then deltas. Plus one
+    unconfirmed kline update a second for each kline topic the connection subscribed."""
+
+    variants = 8
+
+    def __init__(self, category: str, seed: int = 3) -> None:
+        rng = random.Random(seed)
+        self.category = category
+        self.symbols = ticker_symbols(category)
+        self.kline_topics = account_kline_topics(category)
+        self.phases = round(TICKER_PERIOD_S[category] / FLOOD_SLOT_S)
+        prices = {s: 10 ** rng.uniform(-1, 4.8) for s in self.symbols}
+        ts = int(time.time() * 1000)
+        self.first = b''
+        if category != 'spot':  # derivatives: a snapshot first, then deltas
+            self.first = b''.join(ws_frame(dumps(_ticker(category, s, prices[s], rng, True,
+                                                         ts)).encode()) for s in self.symbols)
+        self.chunks: list[tuple[bytes, int]] = []   # slot k: phase k % phases, variant k // phases
+        for k in range(self.phases * self.variants):
+            frames = [ws_frame(dumps(_ticker(category, s, prices[s], rng, False, ts + k * 10)).encode())
+                      for i, s in enumerate(self.symbols) if i % self.phases == k % self.phases]
+            self.chunks.append((b''.join(frames), len(frames)))
+        slots_per_s = round(KLINE_EVERY_S / FLOOD_SLOT_S)
+        self.kline_slots = slots_per_s
+        self.kline_due: dict[int, list[str]] = {}
+        for j, topic in enumerate(self.kline_topics):
+            self.kline_due.setdefault(j * slots_per_s // len(self.kline_topics), []).append(topic)
+        self.rate = len(self.symbols) / TICKER_PERIOD_S[category] + \
+            len(self.kline_topics) / KLINE_EVERY_S  # msgs/s it should write
+
+    def slot(self, k: int, subscribed: set) -> tuple[bytes, int]:
+        chunk, n = self.chunks[k % len(self.chunks)]
+        due = [t for t in self.kline_due.get(k % self.kline_slots, ()) if t in subscribed]
+        if due:
+            chunk = chunk + b''.join(kline_update(t, k) for t in due)
+            n += len(due)
+        return chunk, n
+
+
+class AccountFloodServer(ReplayServer):
+    """The public side of the whole-account run, one path per category (BYBIT_WS_PUBLIC_URL is
+    one category's URL, the others derived from it): once a connection has subscribed to the
+    kline topics of its category, its TickerFlood is written at Bybit's rates (paced by the
+    clock, not as fast as read) whatever else was subscribed. It counts the frames and bytes
+    written per category and how far behind schedule a write fell (a reader that cannot keep up
+    fills the socket, and drain() then holds the writer back)."""
+
+    def __init__(self, floods: dict[str, TickerFlood]) -> None:
+        super().__init__(routes={c: (f.kline_topics, f) for c, f in floods.items()},
+                         ack_delay_s=0, settle_s=0)
+        self.frames_by = dict.fromkeys(floods, 0)
+        self.late_s = 0.0
+
+    async def _stream(self, ws: Any, category: str, source: Any, subscribed: set) -> None:
+        flood: TickerFlood = source
+        transport = ws.transport
+        loop = asyncio.get_running_loop()
+        self._started(category)
+        try:
+            if flood.first:
+                transport.write(flood.first)
+                self._wrote(category, len(flood.first))
+                self.frames_by[category] += len(flood.symbols)
+            t0, k = loop.time(), 0
+            while not transport.is_closing():
+                k += 1
+                delay = t0 + k * FLOOD_SLOT_S - loop.time()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                else:
+                    self.late_s = max(self.late_s, -delay)
+                chunk, n = flood.slot(k, subscribed)
+                transport.write(chunk)
+                self._wrote(category, len(chunk))
+                self.frames_by[category] += n
+                await ws.drain()
+        except (ConnectionError, asyncio.CancelledError):
+            return
+
+
+# Four categories streaming to a BybitWS client (the memory part) #################################
+
+OPTION_SYMBOL = 'BTC-31DEC27-100000-C'
+MEM4_TOPICS = {  # category: (ticker topic, trade topic); linear carries the book replay
+    'inverse': ('tickers.BTCUSD', 'publicTrade.BTCUSD'),
+    'spot': ('tickers.BTCUSDT', 'publicTrade.BTCUSDT'),
+    'option': (f'tickers.{OPTION_SYMBOL}', 'publicTrade.BTC'),  # option trades: the base coin
+}
+
+
+def _counter_template(obj: Any) -> tuple[bytes, list[str]]:
+    """Compact JSON with each "@name@" (a whole value, or inside a string) turned into %d, and
+    the names in the order they appear."""
+    text = dumps(obj).replace('%', '%%')
+    names = re.findall(r'@(\w+)@', text)
+    text = re.sub(r'"@\w+@"', '%d', text)
+    return re.sub(r'@\w+@', '%d', text).encode(), names
+
+
+def market_traffic(category: str) -> Iterator[bytes]:
+    """Endless ticker and trade messages of one symbol of `category`, shaped as Bybit's
+    (ticker.mdx, trade.mdx; option tickers and trades carry an id and greeks), with every ts,
+    seq and trade id new."""
+    rng = random.Random(11)
+    ticker_topic, trade_topic = MEM4_TOPICS[category]
+    symbol = ticker_topic.split('.', 1)[1]
+    templates = []
+    for v in range(8):
+        price = 95_000 + v * 7.5
+        if category == 'option':
+            ticker = {'id': f'{ticker_topic}-@ts@', 'topic': ticker_topic, 'ts': '@ts@',
+                      'data': {'symbol': symbol, 'bidPrice': f'{2490 + v}', 'bidSize': '12.5',
+                               'bidIv': '0.4870', 'askPrice': f'{2510 + v}', 'askSize': '9.1',
+                               'askIv': '0.4951', 'lastPrice': f'{2500 + v}',
+                               'highPrice24h': '2650', 'lowPrice24h': '2380',
+                               'markPrice': f'{2498.3 + v:.1f}', 'indexPrice': f'{price:.2f}',
+                               'markPriceIv': '0.4896', 'underlyingPrice': f'{price + 21.4:.2f}',
+                               'openInterest': '1520.3', 'turnover24h': '9812345.12',
+                               'volume24h': '103.2', 'totalVolume': '5231', 'totalTurnover':
+                               '498123456', 'delta': '0.4521', 'gamma': '0.00002',
+                               'vega': '52.3114', 'theta': '-48.7723',
+                               'predictedDeliveryPrice': '0', 'change24h': '0.0213'},
+                      'type': 'snapshot'}
+            trade = {'id': f'{trade_topic}-@ts@', 'topic': trade_topic, 'ts': '@ts@',
+                     'type': 'snapshot', 'data': [{
+                         'T': '@ts@', 's': symbol, 'S': 'Buy' if v % 2 else 'Sell', 'v': '0.1',
+                         'p': f'{2500 + v}', 'i': 'o-@seq@', 'BT': False, 'mP': '2498.3',
+                         'iP': f'{price:.2f}', 'mIv': '0.4896', 'iv': '0.4912'}]}
+        else:
+            data = _ticker('linear' if category == 'inverse' else 'spot', symbol, price, rng,
+                           False, 0)['data']
+            ticker = {'topic': ticker_topic, 'type': 'snapshot' if category == 'spot' else 'delta',
+                      'data': data, 'cs': '@seq@', 'ts': '@ts@'}
+            trade = {'topic': trade_topic, 'type': 'snapshot', 'ts': '@ts@', 'data': [{
+                'T': '@ts@', 's': symbol, 'S': 'Buy' if v % 2 else 'Sell',
+                'v': '100' if category == 'inverse' else '0.002', 'p': f'{price:.2f}',
+                'L': 'PlusTick', 'i': f'{category}-@seq@', 'BT': False, 'seq': '@seq@'}]}
+        templates += [_counter_template(ticker), _counter_template(trade)]
+    if category == 'inverse':  # derivatives: a snapshot first
+        first = _ticker('linear', symbol, 95_000, rng, True, TS0)
+        yield dumps(first).encode()
+    ts, seq = TS0, 1_000_000
+    for i in itertools.count():
+        tpl, names = templates[i % len(templates)]
+        ts += 1
+        seq += 1
+        yield tpl % tuple(ts if name == 'ts' else seq for name in names)
 
 
 # Clients (each runs in its own subprocess: bench.py --client KIND) ###############################
@@ -665,6 +959,59 @@ def client_bybitws(url: str, total: int, timeout_s: float, rss_at: Iterable[int]
             'rss_end_kb': read_rss_kb()}
 
 
+def client_bybitws_four(url: str, total: int, timeout_s: float, rss_at: Iterable[int] = ()) -> dict:
+    """One BybitWS client on the public paths of all four categories at once: the book replay
+    and trades on linear, tickers and trades on inverse, spot and option. RSS is read when the
+    count of messages (all categories together) reaches each of rss_at, and the run stops at
+    `total`; the book is read once every connection is closed, with the number of linear
+    messages it has taken in, so the parent can check it against the replay."""
+    mod = load_script()
+    marks = sorted(set(rss_at) | {total})
+    rss: dict[int, int] = {}
+    counter = itertools.count(1)   # next() is atomic: four receive threads count together
+    per: dict[str, int] = dict.fromkeys(CATEGORIES_ALL, 0)   # one writer each: its own thread
+    times = {'t0': 0.0, 't1': 0.0}
+    done = threading.Event()
+
+    def seen(category: str) -> None:
+        per[category] += 1
+        n = next(counter)
+        if n == 1:
+            times['t0'] = time.perf_counter()
+        if n in marks:
+            rss[n] = read_rss_kb()
+            if n == total:
+                times['t1'] = time.perf_counter()
+                done.set()
+
+    def on_book(_ws: Any, data: Any) -> None:
+        seen(data['category'])
+
+    def on_trade(_ws: Any, data: Any) -> None:
+        seen(data[-1]['category'])
+
+    def on_ticker(_ws: Any, data: Any) -> None:
+        seen(data['category'])
+
+    rss_start = read_rss_kb()
+    channel = [f'linear:{BOOK_TOPIC}', f'linear:{TRADE_TOPIC}'] + [
+        f'{category}:{topic}' for category, topics in MEM4_TOPICS.items() for topic in topics]
+    ws = mod.BybitWS('', '', symbols=[SYMBOL], channel=channel,
+                     callback={'orderbook': on_book, 'trade': on_trade, 'instrument': on_ticker},
+                     category=CATEGORY, public_url=url)
+    completed = done.wait(timeout_s)
+    if not completed:
+        times['t1'] = time.perf_counter()
+    ws.close()
+    book = ws.get_orderbooks()
+    return {'n': sum(per.values()) if not completed else total, 't0': times['t0'],
+            't1': times['t1'], 'sentinel': completed, 'per_category': dict(per),
+            'first': [book['bids'][0][0] if book['bids'] else None,
+                      book['asks'][0][0] if book['asks'] else None],
+            'rss_kb': {str(k): v for k, v in rss.items()}, 'rss_start_kb': rss_start,
+            'rss_end_kb': read_rss_kb()}
+
+
 def client_main(args: argparse.Namespace) -> int:
     try:
         if args.client == 'floor':
@@ -675,6 +1022,9 @@ def client_main(args: argparse.Namespace) -> int:
             result = client_ccxt(args.url, args.total, args.timeout)
         elif args.client == 'cryptofeed':
             result = client_cryptofeed(args.url, args.total, args.timeout)
+        elif args.client == 'bybitws-4cat':
+            result = client_bybitws_four(args.url, args.total, args.timeout,
+                                         [int(x) for x in args.rss_at.split(',') if x])
         else:
             rss_at = [int(x) for x in args.rss_at.split(',') if x]
             result = client_bybitws(args.url, args.total, args.timeout, rss_at,
@@ -938,6 +1288,11 @@ def book_rows(report: Report, kind: str, label: str, last: dict, ref: tuple,
 
 
 def part_memory(cfg: dict, report: Report) -> None:
+    memory_one(cfg, report)
+    memory_four(cfg, report)
+
+
+def memory_one(cfg: dict, report: Report) -> None:
     replay = Replay(min(cfg['deltas'], 20_000), seed=2)
     total, first = cfg['mem_total'], cfg['rss_first']
     ref = replay.best_at(total, cyclic=True)
@@ -966,22 +1321,93 @@ def part_memory(cfg: dict, report: Report) -> None:
         report.failed.append('BybitWS final book mismatch (memory)')
 
 
+def memory_four(cfg: dict, report: Report) -> None:
+    """RSS of one BybitWS client streaming four categories at once (see client_bybitws_four)."""
+    replay = Replay(min(cfg['deltas'], 20_000), seed=2)
+    total, first = cfg['mem_total'], cfg['rss_first']
+    routes: dict = {'linear': ({BOOK_TOPIC, TRADE_TOPIC},
+                               lambda: chunked(replay.payloads(10 ** 15, cyclic=True)))}
+    for category, topics in MEM4_TOPICS.items():
+        routes[category] = (set(topics), lambda c=category: chunked(market_traffic(c)))
+    with ReplayServer(routes=routes) as server:
+        res = run_client('bybitws-4cat', server.url_for(CATEGORY), total,
+                         cfg['client_timeout_s'] + total / 20_000, rss_at=f'{first},{total}')
+    if res.get('error') or not res.get('sentinel'):
+        report.crash('BybitWS 4-category memory client', res.get('error') or
+                     f'stopped at {res.get("n")} of {total} messages')
+        return
+    rss, per = res['rss_kb'], res['per_category']
+    a, b = rss.get(str(first)), rss.get(str(total))
+    growth = (b - a) / MB
+    shares = ', '.join(f'{c} {n:,}' for c, n in per.items())
+    report.row(f'BybitWS 4 categories RSS after {first:,} msgs', f'{a / MB:.1f} MB', '', '',
+               f'{res["rss_start_kb"] / MB:.1f} MB before connecting')
+    report.row(f'BybitWS 4 categories RSS after {total:,} msgs', f'{b / MB:.1f} MB', '', '',
+               f'{res["rate"]:,.0f} msgs/s over the whole run, on 4 connections: {shares}')
+    report.row(f'RSS growth {first:,} -> {total:,} (4 categories)', f'{growth:+.2f} MB',
+               '<= 1 MB', 'PASS' if growth <= 1 else 'MISS',
+               'book replay + trades on linear; tickers + trades on inverse, spot, option')
+    ref = replay.best_at(per['linear'] + 1, cyclic=True)   # + 1: best_at counts a sentinel
+    ok, text = book_check(res, ref)
+    report.row('BybitWS linear book after the 4-category run', 'match' if ok else 'MISMATCH',
+               'match', 'PASS' if ok else 'MISS',
+               f'{text} after {per["linear"]:,} linear messages')
+    if not ok:
+        report.failed.append('BybitWS final book mismatch (4-category memory)')
+
+
+# (row suffix, BYBIT_SYMBOL, the kline topic flooded on each category's public stream). The
+# second is issue 8's "alert latency with four categories streaming": candle symbols in the three
+# categories that have klines (option has none), each public stream flooded, and the private
+# stream (all four categories' topics) carrying the same fills.
+LATENCY_VARIANTS = (
+    ('', SYMBOL, {CATEGORY: KLINE_TOPIC}),
+    (' (4 categories streaming)', 'BTCUSDT,BTCUSD,spot:ETHUSDT',
+     {'linear': 'kline.1.BTCUSDT', 'inverse': 'kline.1.BTCUSD', 'spot': 'kline.1.ETHUSDT'}),
+)
+
+
+def alert_times(discord: Any, sent: dict[str, float], received: dict[str, float]) -> bool:
+    """Fill into `received` the FakeDiscord receipt time of each alert whose embed footer says
+    `exec <execId>` of a fill in `sent`; True once every fill's alert is in."""
+    with discord._lock:
+        messages = list(discord.messages)
+    for message in messages:
+        for embed in message['payload'].get('embeds') or ():
+            found = re.search(r'exec (\S+)', (embed.get('footer') or {}).get('text', ''))
+            if found and found.group(1) in sent:
+                received.setdefault(found.group(1), message['t'])
+    return len(received) == len(sent)
+
+
 def part_latency(cfg: dict, report: Report, tmp: Path) -> None:
+    for suffix, symbols, floods in LATENCY_VARIANTS:
+        latency_run(cfg, report, tmp, suffix, symbols, floods)
+
+
+def latency_run(cfg: dict, report: Report, tmp: Path, suffix: str, symbols: str,
+                floods: dict[str, str]) -> None:
     fake_bybit, fake_discord = fakes()
-    chunk, per_chunk = kline_flood_chunk()
+    chunks = {c: kline_flood_chunk() if t == KLINE_TOPIC else kline_flood_chunk(topic=t)
+              for c, t in floods.items()}
+    routes = {c: ({t}, lambda c=c: itertools.repeat(chunks[c][0])) for c, t in floods.items()}
     n_exec = cfg['executions']
+    tag = 'latency4' if suffix else 'latency'
     with fake_bybit() as bybit, fake_discord(limit=10_000) as discord, \
-            ReplayServer({KLINE_TOPIC}, lambda: itertools.repeat(chunk), settle_s=0) as flood:
+            ReplayServer(routes=routes, settle_s=0) as flood:
         bybit.wallet = bybit.make_wallet('USDT', '10000')
-        log_path = tmp / 'latency-bot.log'
-        env = bot_env(flood.url, bybit, discord, tmp / 'latency.state.json')
+        log_path = tmp / f'{tag}-bot.log'
+        env = bot_env(flood.url, bybit, discord, tmp / f'{tag}.state.json')
+        if symbols != SYMBOL:
+            env.update(BYBIT_SYMBOL=symbols, BYBIT_CATEGORY='')
         with running_bot(env, log_path) as bot:
             wait_until(lambda: any('execution' in s for s in bybit.subscriptions('private')),
                        20, 'the execution subscription', bot, log_path)
-            wait_until(flood.streaming.is_set, 20, 'the kline flood to start', bot, log_path)
+            wait_until(lambda: all(flood.streaming_by[c].is_set() for c in floods), 20,
+                       'the kline flood to start', bot, log_path)
             wait_until(lambda: len(discord.messages) >= 1, 20, 'the startup alert', bot, log_path)
             time.sleep(1.0)  # the flood is in full swing
-            bytes0, cpu0, t0 = flood.bytes_sent, cpu_ticks(bot.pid), time.monotonic()
+            bytes0, cpu0, t0 = dict(flood.bytes_by), cpu_ticks(bot.pid), time.monotonic()
             sent: dict[str, float] = {}
             for i in range(n_exec):
                 price = 65_000 + (i % 20) * TICK
@@ -998,42 +1424,42 @@ def part_latency(cfg: dict, report: Report, tmp: Path) -> None:
                 if pause > 0:
                     time.sleep(pause)
             received: dict[str, float] = {}
-
-            def collect() -> bool:
-                with discord._lock:
-                    messages = list(discord.messages)
-                for message in messages:
-                    for embed in message['payload'].get('embeds') or ():
-                        found = re.search(r'exec (\S+)', (embed.get('footer') or {}).get('text', ''))
-                        if found and found.group(1) in sent:
-                            received.setdefault(found.group(1), message['t'])
-                return len(received) == len(sent)
-
             with contextlib.suppress(RuntimeError):
-                wait_until(collect, 15, 'every execution alert', bot, log_path)
+                wait_until(lambda: alert_times(discord, sent, received), 15,
+                           'every execution alert', bot, log_path)
             elapsed = time.monotonic() - t0
-            flood_rate = (flood.bytes_sent - bytes0) / len(chunk) * per_chunk / elapsed
+            rates = {c: (flood.bytes_by.get(c, 0) - bytes0.get(c, 0)) / len(chunks[c][0]) *
+                     chunks[c][1] / elapsed for c in floods}
             cpu = (cpu_ticks(bot.pid) - cpu0) / os.sysconf('SC_CLK_TCK') / elapsed * 100
             rate_limited = len(discord.rate_limited)
     lat = [(received[e] - sent[e]) * 1000 for e in sent if e in received]
     missing = len(sent) - len(lat)
-    report.note(f'latency: the script consumed about {flood_rate:,.0f} kline msgs/s on its public '
-                f'stream while {n_exec} fills were pushed 100 ms apart (script CPU {cpu:.0f}% '
-                f'of a core)')
-    report.note('latency excludes the coalescing delay (every fill is complete, leavesQty "0", so '
-                'it is flushed at once; EXEC_COALESCE_S at its default 1.0) and rate-limit waits '
-                f'(FakeDiscord bucket of 10000 per 2 s; 429s during the run: {rate_limited})')
+    if suffix:
+        each = ', '.join(f'{c} {r:,.0f}' for c, r in rates.items())
+        report.note(f'latency{suffix}: BYBIT_SYMBOL={symbols}: the script consumed about '
+                    f'{sum(rates.values()):,.0f} kline msgs/s on its {len(floods)} public streams '
+                    f'({each}) while the same {n_exec} fills were pushed 100 ms apart (script '
+                    f'CPU {cpu:.0f}% of a core)')
+    else:
+        report.note(f'latency: the script consumed about {sum(rates.values()):,.0f} kline msgs/s '
+                    f'on its public stream while {n_exec} fills were pushed 100 ms apart (script '
+                    f'CPU {cpu:.0f}% of a core)')
+        report.note('latency excludes the coalescing delay (every fill is complete, leavesQty '
+                    '"0", so it is flushed at once; EXEC_COALESCE_S at its default 1.0) and '
+                    'rate-limit waits (FakeDiscord bucket of 10000 per 2 s; 429s during the run: '
+                    f'{rate_limited})')
     if missing:
-        report.crash('alert latency', f'{missing} of {len(sent)} execution alerts never reached '
-                                      'Discord within 15 s')
+        report.crash(f'alert latency{suffix}', f'{missing} of {len(sent)} execution alerts never '
+                                               'reached Discord within 15 s')
     if not lat:
         return
     p50, p99 = percentile(lat, 50), percentile(lat, 99)
-    report.row('alert latency p50', f'{p50:.1f} ms', '', '',
+    report.row(f'alert latency p50{suffix}', f'{p50:.1f} ms', '', '',
                f'{len(lat)} fills, push -> FakeDiscord receipt')
-    report.row('alert latency p99', f'{p99:.1f} ms', '<= 50 ms', 'PASS' if p99 <= 50 else 'MISS',
-               'during the public flood')
-    report.row('alert latency max', f'{max(lat):.1f} ms', '', '')
+    report.row(f'alert latency p99{suffix}', f'{p99:.1f} ms', '<= 50 ms',
+               'PASS' if p99 <= 50 else 'MISS',
+               'during the public flood' + (f' of {len(floods)} streams' if suffix else ''))
+    report.row(f'alert latency max{suffix}', f'{max(lat):.1f} ms', '', '')
 
 
 def part_idle(cfg: dict, report: Report, tmp: Path) -> None:
@@ -1064,6 +1490,313 @@ def part_idle(cfg: dict, report: Report, tmp: Path) -> None:
                'PASS' if pct <= 1 else 'MISS',
                f'utime+stime: {cpu1 - cpu0} ticks of 1/{tick} s; {precise}; {pings} pings sent '
                '(PING_INTERVAL_S default 20, public + private stream, no market data)')
+
+
+def account_fixture(bybit: Any) -> None:
+    """A Unified account with five coins and open positions in three categories (spot has none),
+    so the startup reads and the private recovery return what a real account returns."""
+    bybit.wallet = bybit.make_wallet_coins({'USDT': '25000', 'USDC': '5000', 'BTC': '0.5',
+                                            'ETH': '4', 'MNT': '1000'})
+    bybit.positions = [bybit.make_position(category='linear'),
+                       bybit.make_position(category='linear', symbol='ETHUSDT', size='0.5',
+                                           avgPrice='3300', positionValue='1650',
+                                           markPrice='3400'),
+                       bybit.make_position(category='inverse'),
+                       bybit.make_position(category='option')]
+
+
+def account_env(public_url: str, bybit: Any, discord: Any, state_file: Path) -> dict[str, str]:
+    """bot_env with the whole-account settings: 20 candle symbols (15 linear, 5 spot) of period
+    1, account alerts of all four categories (BYBIT_CATEGORIES empty), keys."""
+    env = bot_env(public_url, bybit, discord, state_file)
+    env.update(BYBIT_SYMBOL=ACCOUNT_SYMBOLS, BYBIT_CATEGORY='', BYBIT_PERIOD='1',
+               BYBIT_CATEGORIES='')
+    return env
+
+
+def proc_status_kb(pid: int, key: str) -> int:
+    """A field of /proc/<pid>/status in kB (VmRSS, VmHWM), or -1."""
+    with contextlib.suppress(OSError), open(f'/proc/{pid}/status', encoding='ascii') as status:
+        for line in status:
+            if line.startswith(key + ':'):
+                return int(line.split()[1])
+    return -1
+
+
+def thread_ticks(pid: int) -> dict[int, int]:
+    """utime + stime of each thread of a process, in clock ticks (/proc/<pid>/task/*/stat)."""
+    ticks = {}
+    with contextlib.suppress(OSError):
+        for task in os.listdir(f'/proc/{pid}/task'):
+            with contextlib.suppress(OSError), \
+                    open(f'/proc/{pid}/task/{task}/stat', encoding='ascii') as stat:
+                text = stat.read()
+                fields = text[text.rindex(')') + 2:].split()
+                ticks[int(task)] = int(fields[11]) + int(fields[12])
+    return ticks
+
+
+def thread_names(pid: int) -> dict[int, str]:
+    """Python thread names by OS thread id, from `py-spy dump` when py-spy is installed (Python
+    3.11 does not name its OS threads); empty without it."""
+    spy = Path(sys.executable).with_name('py-spy')
+    tool = str(spy) if spy.is_file() else shutil.which('py-spy')
+    if not tool:
+        return {}
+    try:
+        out = subprocess.run([tool, 'dump', '--pid', str(pid), '--nonblocking'], capture_output=True,
+                             text=True, timeout=20, check=False).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return {}
+    return {int(tid): name for tid, name in re.findall(r'^Thread (\d+) \([^)]*\): "(.*)"', out,
+                                                       re.MULTILINE)}
+
+
+def thread_cpu_text(pid: int, before: dict[int, int], after: dict[int, int], seconds: float,
+                    names: dict[int, str], top: int = 8) -> str:
+    tick = os.sysconf('SC_CLK_TCK')
+    used = sorted(((after[t] - before.get(t, 0), t) for t in after), reverse=True)
+    parts = [f'{names.get(t, "tid " + str(t))} {n / tick / seconds * 100:.1f}'
+             for n, t in used[:top] if n]
+    return ', '.join(parts) or 'no thread used a tick'
+
+
+def part_account(cfg: dict, report: Report, tmp: Path) -> None:
+    """The real script with the whole-account settings, against FakeBybit (private stream and
+    REST), an AccountFloodServer (public paths) and FakeDiscord, over a steady window."""
+    fake_bybit, fake_discord = fakes()
+    floods = {category: TickerFlood(category) for category in ACCOUNT_TICKERS}
+    target_rate = sum(f.rate for f in floods.values())
+    window = cfg['account_s']
+    with fake_bybit() as bybit, fake_discord(limit=10_000) as discord, \
+            AccountFloodServer(floods) as flood:
+        account_fixture(bybit)
+        log_path = tmp / 'account-bot.log'
+        env = account_env(flood.url_for('linear'), bybit, discord, tmp / 'account.state.json')
+        with running_bot(env, log_path) as bot:
+            wait_until(lambda: any(set(PRIVATE_ALL) <= s for s in bybit.subscriptions('private')),
+                       20, 'the private subscriptions', bot, log_path)
+            wait_until(lambda: all(flood.streaming_by[c].is_set() for c in floods), 20,
+                       'the ticker floods to start', bot, log_path)
+            wait_until(lambda: len(discord.messages) >= 1, 20, 'the startup alert', bot, log_path)
+            time.sleep(cfg['account_warm_s'])  # past the startup reads and the first recovery
+            frames0, bytes0 = dict(flood.frames_by), dict(flood.bytes_by)
+            flood.late_s = 0.0
+            posts0 = len(discord.messages)
+            threads0, cpu0, ns0 = thread_ticks(bot.pid), cpu_ticks(bot.pid), cpu_ns(bot.pid)
+            load0 = os.getloadavg()[0]
+            t0 = time.monotonic()
+            sent: dict[str, float] = {}
+            category_of: dict[str, str] = {}
+            for i in range(round(window / 0.1)):
+                pause = t0 + i * 0.1 - time.monotonic()
+                if pause > 0:
+                    time.sleep(pause)
+                category = FILL_CATEGORIES[i % len(FILL_CATEGORIES)]
+                item = bybit.make_execution(category=category, side='Buy' if i % 2 else 'Sell')
+                with bybit._lock:  # the REST list too, as add_execution() keeps it
+                    bybit.executions.append(item)
+                sent[item['execId']] = time.monotonic()
+                category_of[item['execId']] = category
+                bybit.push_private('execution', [item])
+            pause = t0 + window - time.monotonic()
+            if pause > 0:
+                time.sleep(pause)
+            threads1, cpu1, ns1 = thread_ticks(bot.pid), cpu_ticks(bot.pid), cpu_ns(bot.pid)
+            t1 = time.monotonic()
+            frames1, bytes1, late_s = dict(flood.frames_by), dict(flood.bytes_by), flood.late_s
+            rss, hwm = proc_status_kb(bot.pid, 'VmRSS'), proc_status_kb(bot.pid, 'VmHWM')
+            names = thread_names(bot.pid)
+            received: dict[str, float] = {}
+            with contextlib.suppress(RuntimeError):
+                wait_until(lambda: alert_times(discord, sent, received), 15,
+                           'every execution alert', bot, log_path)
+            posts = len(discord.messages) - posts0
+            alive = bot.poll() is None
+    if not alive:
+        report.crash('whole account', f'the script exited during the run:\n{log_path.read_text()}')
+        return
+    elapsed = t1 - t0
+    tick = os.sysconf('SC_CLK_TCK')
+    cpu = (cpu1 - cpu0) / tick / elapsed * 100
+    rates = {c: (frames1[c] - frames0[c]) / elapsed for c in floods}
+    mbps = sum(bytes1[c] - bytes0[c] for c in floods) / elapsed / MB / MB
+    lat = [(received[e] - sent[e]) * 1000 for e in sent if e in received]
+    missing = len(sent) - len(lat)
+    precise = f'schedstat {(ns1 - ns0) / 1e7 / elapsed:.2f} %' if ns0 >= 0 and ns1 >= 0 else ''
+    report.row('whole account: script CPU', f'{cpu:.1f} %', '<= 8 %', 'PASS' if cpu <= 8 else 'MISS',
+               f'of one core, utime+stime over {elapsed:.0f} s ({precise}); 20 candle symbols, '
+               f'tickers of {ACCOUNT_TICKERS["linear"]} linear + {ACCOUNT_TICKERS["spot"]} spot '
+               'symbols, a fill every 100 ms')
+    report.row('whole account: public msgs/s received', f'{sum(rates.values()):,.0f}',
+               f'~{target_rate:,.0f}', '',
+               ', '.join(f'{c} {r:,.0f}' for c, r in rates.items()) +
+               f' (tickers + kline updates), {mbps:.2f} MB/s; writes at most {late_s * 1000:.0f} '
+               'ms behind schedule')
+    report.row('whole account: script RSS', f'{rss / MB:.1f} MB', '<= 60 MB',
+               'PASS' if 0 < rss <= 60 * MB else 'MISS', f'VmRSS at the end; peak VmHWM '
+               f'{hwm / MB:.1f} MB')
+    if missing:
+        report.crash('whole account: alert latency', f'{missing} of {len(sent)} execution alerts '
+                                                     'never reached Discord within 15 s')
+    if lat:
+        p50, p99 = percentile(lat, 50), percentile(lat, 99)
+        report.row('whole account: alert latency p50', f'{p50:.1f} ms', '', '',
+                   f'{len(lat)} fills rotating linear, inverse, spot, option')
+        report.row('whole account: alert latency p99', f'{p99:.1f} ms', '<= 10 ms',
+                   'PASS' if p99 <= 10 else 'MISS', f'max {max(lat):.1f} ms; push -> '
+                   'FakeDiscord receipt')
+        by_category = []
+        for category in FILL_CATEGORIES:
+            mine = [(received[e] - sent[e]) * 1000 for e in sent
+                    if e in received and category_of[e] == category]
+            if mine:
+                by_category.append(f'{category} p50 {percentile(mine, 50):.1f} / p99 '
+                                   f'{percentile(mine, 99):.1f} ms')
+        report.note('whole account: alert latency per category: ' + '; '.join(by_category) +
+                    f'; {posts} Discord posts for {len(sent)} fills (FakeDiscord bucket of 10000, '
+                    'so no rate-limit waits: a real webhook allows about 5 posts per 2 s)')
+    report.note('whole account: the flood pushes the tickers onto the script\'s own public '
+                'connections, unsubscribed (see the docstring); script CPU by thread, % of a '
+                f'core: {thread_cpu_text(bot.pid, threads0, threads1, elapsed, names)}; load '
+                f'average {load0:.2f} when the window began (other processes on the 2 cores add '
+                'to the script\'s CPU time and to the tail latency)')
+
+
+STARTUP_EVENTS = (  # (label, a regex on the script's DEBUG log)
+    ('streams start', r'stream: connecting to'),
+    ('public linear connected', r'public linear stream connected'),
+    ('public spot connected', r'public spot stream connected'),
+    ('private connected', r'private stream connected'),
+    ('private authenticated', r'private stream authenticated'),
+    ('public linear ready', r'public linear stream ready'),
+    ('public spot ready', r'public spot stream ready'),
+    ('private ready (after its recovery)', r'private stream ready'),
+)
+
+
+def log_times(text: str, wall0: float) -> dict[str, float]:
+    """The first time (s after wall0) each STARTUP_EVENTS pattern appears in the script's log
+    (asctime: local time with milliseconds)."""
+    found: dict[str, float] = {}
+    for line in text.splitlines():
+        stamp = re.match(r'(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),(\d{3}) ', line)
+        if not stamp:
+            continue
+        at = time.mktime(time.strptime(stamp.group(1), '%Y-%m-%d %H:%M:%S')) + \
+            int(stamp.group(2)) / 1000 - wall0
+        for label, pattern in STARTUP_EVENTS:
+            if label not in found and re.search(pattern, line):
+                found[label] = at
+    return found
+
+
+def rest_text(call: dict, wall0: float) -> str:
+    query = call['query']
+    what = '/'.join(x for x in (query.get('category'), query.get('settleCoin')) if x)
+    return f"{call['path'].removeprefix('/v5/')}{' ' + what if what else ''} " \
+           f"{(call['time'] - wall0) * 1000:.0f}"
+
+
+def launch_ms(args: list[str], runs: int) -> float:
+    """Median wall time of `python args...` (ms)."""
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, *args], capture_output=True, check=False, cwd=str(ROOT))
+        times.append((time.perf_counter() - t0) * 1000)
+    return sorted(times)[len(times) // 2]
+
+
+def part_startup(cfg: dict, report: Report, tmp: Path) -> None:
+    """From Popen of the script (whole-account settings, no state file) to every expected
+    subscription acked by FakeBybit, and to the startup alert at FakeDiscord."""
+    fake_bybit, fake_discord = fakes()
+    expected = {('public', 'linear'): set(account_kline_topics('linear')),
+                ('public', 'spot'): set(account_kline_topics('spot')),
+                ('private', None): set(PRIVATE_ALL)}
+
+    def all_acked(bybit: Any) -> bool:
+        for (kind, category), topics in expected.items():
+            held = set().union(*bybit.subscriptions(kind, category=category))
+            if not topics <= held:
+                return False
+        return True
+
+    runs = []
+    for run in range(cfg['startup_runs']):
+        with fake_bybit() as bybit, fake_discord(limit=10_000) as discord:
+            account_fixture(bybit)
+            log_path = tmp / f'startup-{run}-bot.log'
+            env = account_env(bybit.public_url_for('linear'), bybit, discord,
+                              tmp / f'startup-{run}.state.json')
+            env['LOG_LEVEL'] = 'DEBUG'
+            wall0, t0 = time.time(), time.monotonic()
+            with running_bot(env, log_path) as bot:
+                deadline = t0 + 20
+                while not all_acked(bybit):
+                    if bot.poll() is not None or time.monotonic() > deadline:
+                        raise RuntimeError('the script did not subscribe every stream within 20 s:'
+                                           f' have {bybit.subscriptions()}\n'
+                                           f'{log_path.read_text()[-3000:]}')
+                    time.sleep(0.002)
+                subscribed = time.monotonic() - t0
+                wait_until(lambda: len(discord.messages) >= 1, 20, 'the startup alert', bot,
+                           log_path)
+                alerted = discord.messages[0]['t'] - t0
+                wait_until(lambda path=log_path: 'private stream ready' in path.read_text(), 20,
+                           'the private recovery', bot, log_path)
+                calls = bybit.rest_calls()
+        runs.append({'sub': subscribed, 'alert': alerted, 'rest': calls,
+                     'log': log_times(log_path.read_text(), wall0), 'wall0': wall0})
+    order = sorted(range(len(runs)), key=lambda i: runs[i]['sub'])
+    median = runs[order[len(order) // 2]]
+    subs = ', '.join(f"{r['sub'] * 1000:.0f}" for r in runs)
+    alerts = ', '.join(f"{r['alert'] * 1000:.0f}" for r in runs)
+    many = f'median of {len(runs)} runs ({{}} ms)' if len(runs) > 1 else '1 run'
+    report.row('startup: launch -> every stream subscribed', f"{median['sub'] * 1000:.0f} ms",
+               '<= 1000 ms', 'PASS' if median['sub'] <= 1 else 'MISS',
+               many.format(subs) + f'; {sum(len(t) for t in expected.values())} topics acked on '
+               f'{len(expected)} connections (' +
+               ', '.join(f'{kind} {cat or ""}'.strip() + f' {len(t)}'
+                         for (kind, cat), t in expected.items()) + '); keys, 4 categories')
+    report.row('startup: launch -> startup alert at Discord', f"{median['alert'] * 1000:.0f} ms",
+               '', '', many.format(alerts))
+    # Where the time goes, in the median run: interpreter and imports, then the REST reads.
+    pythons = cfg['startup_runs']
+    bare = launch_ms(['-c', 'pass'], pythons)
+    imports = launch_ms(['-c', 'import requests, websocket'], pythons)
+    version = launch_ms([str(script_path()), '--version'], pythons)
+    source = script_path().read_text(encoding='utf-8')
+    compiles = []
+    for _ in range(pythons):
+        t_compile = time.perf_counter()
+        compile(source, str(script_path()), 'exec')
+        compiles.append((time.perf_counter() - t_compile) * 1000)
+    compiled = sorted(compiles)[len(compiles) // 2]
+    wall0 = median['wall0']
+    events = median['log']
+    opened = events.get('streams start', math.inf) + wall0
+    before = [c for c in median['rest'] if c['time'] < opened]
+    after = [c for c in median['rest'] if c['time'] >= opened]
+    counts: dict[str, int] = {}
+    for call in after:
+        counts[call['path'].removeprefix('/v5/')] = counts.get(call['path'].removeprefix('/v5/'),
+                                                               0) + 1
+    span = (f"{(after[0]['time'] - wall0) * 1000:.0f}-{(after[-1]['time'] - wall0) * 1000:.0f}"
+            if after else 'none')
+    report.note(
+        f'startup breakdown (median run, ms after Popen). For scale: `python -c pass` takes '
+        f'{bare:.0f} ms, `python -c "import requests, websocket"` {imports:.0f}, `python '
+        f'bybit_ws_notify.py --version` {version:.0f}, of which compiling its '
+        f'{source.count(chr(10)):,} lines (a script run as __main__ is never cached as .pyc) '
+        f'{compiled:.0f}. '
+        'REST requests received by the fake, one after the other (sequential), before the streams '
+        'open: ' + ', '.join(rest_text(c, wall0) for c in before) + '; then ' +
+        ', '.join(f'{label} {t * 1000:.0f}' for label, t in events.items()) +
+        f"; every subscription acked {median['sub'] * 1000:.0f}; startup alert at Discord "
+        f"{median['alert'] * 1000:.0f}; the private recovery's REST reads at {span} (" +
+        ', '.join(f'{path} x{n}' for path, n in counts.items()) + ')')
 
 
 # Report ##########################################################################################
@@ -1104,7 +1837,7 @@ def main() -> int:
     parser.add_argument('--script', type=Path, default=script_path(),
                         help='the bybit_ws_notify.py to measure (e.g. a patched copy)')
     parser.add_argument('--client', choices=('floor', 'pybit', 'ccxt', 'cryptofeed', 'bybitws',
-                                             'bybitws-fast'),
+                                             'bybitws-fast', 'bybitws-4cat'),
                         help=argparse.SUPPRESS)
     parser.add_argument('--url', help=argparse.SUPPRESS)
     parser.add_argument('--total', type=int, default=0, help=argparse.SUPPRESS)
@@ -1140,8 +1873,12 @@ def main() -> int:
                     part_memory(cfg, report)
                 elif part == 'latency':
                     part_latency(cfg, report, Path(tmp))
-                else:
+                elif part == 'idle':
                     part_idle(cfg, report, Path(tmp))
+                elif part == 'account':
+                    part_account(cfg, report, Path(tmp))
+                else:
+                    part_startup(cfg, report, Path(tmp))
             except Exception:  # noqa: BLE001 (one broken part must not hide the others)
                 report.crash(part, traceback.format_exc())
             print(f'[{part} done in {time.monotonic() - t_part:.1f} s]', file=sys.stderr,

@@ -440,10 +440,14 @@ class FakeBybit:
         with self._lock:
             return sum(1 for c in self._conns if c.kind == kind and (category is None or c.category == category))
 
-    def subscriptions(self, kind: str | None = None) -> list[set[str]]:
-        """Acknowledged topics of every live connection (one set per connection)."""
+    def subscriptions(self, kind: str | None = None, category: str | None = None) -> list[set[str]]:
+        """Acknowledged topics of every live connection (one set per connection), optionally
+        of one public category."""
         with self._lock:
-            return [set(c.subs) for c in self._conns if kind is None or c.kind == kind]
+            return [
+                set(c.subs) for c in self._conns
+                if (kind is None or c.kind == kind) and (category is None or c.category == category)
+            ]
 
     def wait_subscribed(self, topic: str, timeout: float = 10) -> None:
         """Block until some live connection holds an acknowledged subscription to ``topic``."""
