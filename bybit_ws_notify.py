@@ -4038,9 +4038,11 @@ class Notifier:
         if handle is None or (event.kind == 'kline' and
                               not any(c.get('confirm') is True for c in event.items)):
             return  # the open candle's updates (most of a kline stream) change nothing here
-        if event.kind in ('order', 'execution', 'position') and \
-                event.category not in self.cfg.categories:
-            return  # BYBIT_CATEGORIES: the journal knows it, the trader asked not to hear of it
+        if event.kind in ('order', 'execution', 'position'):
+            if not event.category:  # Bybit names it on every V5 item; if not, the name's or ours
+                event = event._replace(category=derive_category(event.symbol) or self.cfg.category)
+            if event.category not in self.cfg.categories:
+                return  # BYBIT_CATEGORIES: the journal knows it, the trader asked not to hear it
         with self._lock:
             for index, item in enumerate(event.items):
                 try:

@@ -339,3 +339,16 @@ def test_the_state_file_keeps_only_the_fill_ids_a_restart_can_read_again() -> No
     assert len(journal.exec_ids) == 60                         # the memory keeps them all
     reloaded = bot.AccountJournal.from_state({'version': 2, **state})
     assert reloaded.snapshot()['fills'] == state['fills']
+
+
+def test_an_item_without_a_category_takes_its_symbols_or_the_first_symbols() -> None:
+    from test_policy import fill, notifier
+    policy, sink, _ = notifier(BYBIT_SYMBOL='BTCUSD')
+    policy.feed('execution', [dict(fill('x-1', '0', symbol='BTCUSD', execQty='100',
+                                        orderQty='100', feeCurrency=''), category='')])
+    assert sink.titles == ['Fill: Buy 100 USD BTCUSD @ 90000']
+    assert fields_of(sink.embeds[0])['Fee'] == '0.1 BTC'
+
+
+def fields_of(embed: dict) -> dict:
+    return {f['name']: f['value'] for f in embed.get('fields', [])}
