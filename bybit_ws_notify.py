@@ -1053,10 +1053,14 @@ class AccountJournal:
 
     def _new_fill(self, fill: dict) -> bool:
         exec_ms = int(dec(fill.get('execTime')) or 0)  # parsed before the fill is marked seen
-        if not self.exec_ids.add(fill['execId']):
+        exec_id = fill['execId']
+        if exec_ms > self.exec_times.get(exec_id, exec_ms):
+            self.exec_times[exec_id] = exec_ms  # a time only guessed at a load: now Bybit's
+        if not self.exec_ids.add(exec_id):
             return False
-        self.exec_times[fill['execId']] = exec_ms
-        _bounded(self.exec_times, EXEC_MEMORY)
+        if exec_ms:  # an unreadable execTime: no time, so the state file keeps the id
+            self.exec_times[exec_id] = exec_ms
+            _bounded(self.exec_times, EXEC_MEMORY)
         if self.exec_watermark_ms is None or exec_ms > self.exec_watermark_ms:
             self.exec_watermark_ms = exec_ms
         return True
@@ -1172,10 +1176,11 @@ class AccountJournal:
             # fills from then on can come again, so only they are saved (a small file, a quick
             # write before each alert), however many the memory holds for the live stream.
             cut = -math.inf if watermark is None else watermark - BACKFILL_MARGIN_MS
-            ids = [i for i in self.exec_ids.items()
-                   if i not in skip and self.exec_times.get(i, cut) >= cut]
+            times = self.exec_times
+            ids = [[i, times[i]] if i in times else i for i in self.exec_ids.items()
+                   if i not in skip and times.get(i, cut) >= cut]
             return {
-                'fills': {'watermark_ms': watermark, 'ids': ids},
+                'fills': {'watermark_ms': watermark, 'ids': ids},  # [execId, execTime] or execId
                 'orders': {'versions': self.orders.items(),
                            'open': {oid: {k: o[k] for k in KEY_FIELDS if k in o}
                                     for oid, o in self.open_orders.items()}},
@@ -1203,10 +1208,13 @@ class AccountJournal:
         watermark = fills.get('watermark_ms')
         journal.exec_watermark_ms = watermark if isinstance(watermark, int) and watermark > 0 \
             else None
-        for exec_id in _state_get(fills, 'ids', list, []):
+        for entry in _state_get(fills, 'ids', list, []):
+            exec_id, exec_ms = (entry, journal.exec_watermark_ms) if isinstance(entry, str) else \
+                (entry + [None, None])[:2] if isinstance(entry, list) else (None, None)
             if isinstance(exec_id, str) and journal.exec_ids.add(exec_id) and \
-                    journal.exec_watermark_ms:  # their times were not saved: the watermark's
-                journal.exec_times[exec_id] = journal.exec_watermark_ms
+                    isinstance(exec_ms, int) and exec_ms > 0:
+                # 2.0.0 and 2.1.0 saved no times: the watermark's, until Bybit sends it again
+                journal.exec_times[exec_id] = exec_ms
         journal.orders = LatestKnown('order', ORDER_MEMORY, _part(orders, 'versions'))
         journal.open_orders = _bounded({oid: o for oid, o in _part(orders, 'open').items()
                                         if isinstance(o, dict)}, OPEN_ORDER_MEMORY)

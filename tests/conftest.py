@@ -150,3 +150,8 @@ def assert_no_secrets(text: str, *secrets: str) -> None:
 
 def titles(discord: FakeDiscord) -> list[str]:
     return [embed.get('title', '') for embed in discord.embeds()]
+
+
+def state_ids(state: dict) -> list:
+    """The execIds a state file recorded (saved as [execId, execTime], or execId alone)."""
+    return [entry[0] if isinstance(entry, list) else entry for entry in state['fills']['ids']]

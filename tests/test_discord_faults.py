@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Bot, assert_no_secrets, titles
+from conftest import Bot, assert_no_secrets, state_ids, titles
 from fake_bybit import FakeBybit
 from fake_discord import FakeDiscord
 
@@ -382,7 +382,7 @@ def test_kill9_while_discord_is_slow_then_restart_no_loss_duplicates_only_if_unr
     # The inherent at-least-once window: Discord accepted the alert, but the state file did not
     # yet record it as delivered (still in the outbox, or not saved at all). An alert the state
     # file recorded as delivered (execId known, not in the outbox) must never come again.
-    recorded_delivered = set(killed_state['fills']['ids']) - set(outbox_exec_ids(killed_state))
+    recorded_delivered = set(state_ids(killed_state)) - set(outbox_exec_ids(killed_state))
     assert [i for i in duplicates if i in recorded_delivered] == [], discord.dump()
     for exec_id in duplicates:
         assert before_restart[exec_id] == 1  # the first copy went out before the kill
@@ -411,7 +411,7 @@ def test_corrupt_state_file_is_set_aside_and_the_bot_starts_normally(
     assert aside[0].name in line
     assert aside[0].read_bytes() == garbage
     assert bot.stop() == 0
-    assert read_state(state_file)['fills']['ids'] == [exec_id]
+    assert state_ids(read_state(state_file)) == [exec_id]
     assert_discord_clean(discord)
 
 
@@ -475,7 +475,7 @@ def test_sigterm_delivers_the_shutdown_notice_and_writes_the_state_file(
     assert reason == {'name': 'Reason', 'value': 'SIGTERM', 'inline': True}
     state = read_state(tmp_path / 'state.json')
     assert state['outbox'] == []
-    assert exec_id in state['fills']['ids']
+    assert exec_id in state_ids(state)
     assert bot.count_log('INFO stopped$') == 1
     assert_discord_clean(discord)
 

@@ -6,7 +6,7 @@ import json
 import re
 import time
 
-from conftest import assert_no_secrets, titles
+from conftest import assert_no_secrets, state_ids, titles
 
 
 def wait_title(discord, pattern: str, timeout: float = 10.0) -> dict:
@@ -214,7 +214,7 @@ def test_sigterm_sends_shutdown_alert_saves_state_and_exits_0(bybit, discord, ru
     assert titles(discord)[-1] == 'bybit-ws-notify stopped'
     state = json.loads((tmp_path / 'state.json').read_text())
     assert state['version'] == 2
-    assert fill['execId'] in state['fills']['ids']
+    assert fill['execId'] in state_ids(state)
     assert state['outbox'] == []
     assert_no_secrets(bot.output + (tmp_path / 'state.json').read_text(),
                       bybit.api_secret, discord.token)

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import SCRIPT, assert_no_secrets, base_env, titles
+from conftest import SCRIPT, assert_no_secrets, base_env, state_ids, titles
 from test_discord_faults import (
     STARTED,
     STOPPED,
@@ -289,7 +289,7 @@ def test_sighup_is_a_clean_stop(bybit, discord, run_bot, tmp_path):
     assert titles(discord)[-1] == STOPPED
     assert discord.embeds()[-1]['fields'][0]['value'] == 'SIGHUP'
     state = read_state(tmp_path / 'state.json')
-    assert exec_id in state['fills']['ids'] and state['outbox'] == []
+    assert exec_id in state_ids(state) and state['outbox'] == []
     assert bot.count_log('INFO stopped$') == 1
 
 
@@ -398,7 +398,7 @@ def test_state_folder_failing_is_one_line_and_alerts_still_flow(bybit, discord, 
     bot.wait_log(r'state file .* written again, after \d+ failed write', timeout=5)
     assert bot.count_log('written again') == 1
     assert bot.stop() == 0
-    assert set(ids) <= set(read_state(state_file)['fills']['ids'])
+    assert set(ids) <= set(state_ids(read_state(state_file)))
     assert_once_in_order(discord, ids)
 
 

@@ -10,7 +10,7 @@ import re
 import time
 from pathlib import Path
 
-from conftest import titles
+from conftest import state_ids, titles
 from fake_bybit import OPTION_SYMBOL
 from test_e2e import clean, count_titles, field, wait_title
 
@@ -281,7 +281,7 @@ def test_a_state_file_of_2_0_0_is_upgraded_without_loss(bybit, discord, run_bot,
     assert bot.stop() == 0
     saved = json.loads((tmp_path / 'state.json').read_text(encoding='utf-8'))
     assert saved['version'] == 2
-    assert 'after-upgrade' in saved['fills']['ids']
+    assert 'after-upgrade' in state_ids(saved)
     assert saved['fills']['watermark_ms'] >= int(missed['execTime'])
     assert 'v200-open-1' in saved['orders']['open'] and 'spot-open-before' in saved['orders']['open']
     assert saved['categories'] == list(bot_module.CATEGORIES)

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import state_ids
 
 import bybit_ws_notify as bot
 
@@ -144,7 +145,7 @@ def test_the_journal_stays_bounded() -> None:
         journal.close_gaps(10**13)
         journal.exec_watermark_ms += 1000
     state = journal.snapshot()
-    assert len(state['fills']['ids']) == bot.EXEC_MEMORY
+    assert len(state_ids(state)) == bot.EXEC_MEMORY
     assert len(state['orders']['open']) == bot.OPEN_ORDER_MEMORY
     assert len(state['orders']['versions']) == bot.ORDER_MEMORY
     assert len(state['positions']['open']) == bot.POSITION_MEMORY
@@ -335,7 +336,7 @@ def test_the_state_file_keeps_only_the_fill_ids_a_restart_can_read_again() -> No
     state = journal.snapshot()
     assert state['fills']['watermark_ms'] == 1_059_000
     # a restart backfills from the watermark less BACKFILL_MARGIN_MS: only those ids can return
-    assert state['fills']['ids'] == [f'e{i}' for i in range(49, 60)]
+    assert state_ids(state) == [f'e{i}' for i in range(49, 60)]
     assert len(journal.exec_ids) == 60                         # the memory keeps them all
     reloaded = bot.AccountJournal.from_state({'version': 2, **state})
     assert reloaded.snapshot()['fills'] == state['fills']
@@ -352,3 +353,28 @@ def test_an_item_without_a_category_takes_its_symbols_or_the_first_symbols() -> 
 
 def fields_of(embed: dict) -> dict:
     return {f['name']: f['value'] for f in embed.get('fields', [])}
+
+
+def test_a_fill_id_keeps_its_real_time_across_restarts() -> None:
+    """Review finding: an id reloaded with the (held back) watermark as its time was cut too early,
+    and a third start alerted the fill again."""
+    t = 1_800_000_000_000
+    run1 = bot.AccountJournal()
+    run1.ingest('execution', [{'execId': 'F1', 'execTime': str(t)}])
+    run1.open_gap(['linear'], bot.BACKFILL_MARGIN_MS)        # stopped while the stream was down
+    saved1 = {'version': 2, **run1.snapshot()}
+    assert saved1['fills'] == {'watermark_ms': t - bot.BACKFILL_MARGIN_MS, 'ids': [['F1', t]]}
+    run2 = bot.AccountJournal.from_state(json.loads(json.dumps(saved1)))
+    run2.ingest('execution', [{'execId': 'F1', 'execTime': str(t)},          # read back: known
+                              {'execId': 'F2', 'execTime': str(t + 3000)}])  # missed: new
+    assert state_ids(run2.snapshot()) == ['F1', 'F2']     # F1 can still come back at run 3
+    # A 2.1.0 file saved no times: the watermark's stands in until Bybit sends the fill again.
+    old = bot.AccountJournal.from_state({'version': 1, 'exec_ids': ['F1'],
+                                         'exec_watermark_ms': t - 10_000})
+    old.ingest('execution', [{'execId': 'F1', 'execTime': str(t)},
+                             {'execId': 'F2', 'execTime': str(t + 3000)}])
+    assert state_ids(old.snapshot()) == ['F1', 'F2']
+    # A fill without a readable time has none: it is kept rather than cut.
+    odd = bot.AccountJournal()
+    odd.ingest('execution', [{'execId': 'A', 'execTime': 'x'}, {'execId': 'B', 'execTime': str(t)}])
+    assert state_ids(odd.snapshot()) == ['A', 'B']
