@@ -1676,22 +1676,32 @@ class _FrameReader:
 
     chunk_bytes = 65_536              # below malloc's mmap threshold: cheap to allocate each read
     max_frame_bytes = 64 * 1024 * 1024  # a declared length beyond this is refused, not allocated
+    # How long the thread may serve frames from its buffer before it lets go of the GIL once
+    # (time.sleep(0)). A reader that never waits on the socket keeps the GIL for whole switch
+    # intervals (5 ms), and each thread of the alert path waits for it: alert p99 ~200 ms under a
+    # flood without this yield (tests/bench.py, latency). Shorter favours other threads, longer
+    # the messages a second (1 ms: 1.3x FLOOR; 0.3 ms: alert p99 7 ms under a flood).
+    yield_s = 0.001
     disabled = False
 
-    def __init__(self, ws: websocket.WebSocket):
+    def __init__(self, ws: websocket.WebSocket, yield_s: float | None = None):
         self._ws = ws
+        if yield_s is not None:
+            self.yield_s = yield_s
         self._sock = ws.sock
         self._buf = b''
         self._pos = 0
         self._fragmented = False       # a fragmented message is being assembled
+        self._held_since = time.perf_counter()  # when the thread last let go of the GIL
 
     @classmethod
-    def for_connection(cls, ws: websocket.WebSocket) -> Callable[[], tuple]:
+    def for_connection(cls, ws: websocket.WebSocket,
+                       yield_s: float | None = None) -> Callable[[], tuple]:
         """The fastest recv_data for this connection: this reader's, or websocket-client's."""
         if cls.disabled or not isinstance(ws.sock, socket.socket) or \
                 not hasattr(ws, 'cont_frame'):
             return ws.recv_data
-        return cls(ws).recv_data
+        return cls(ws, yield_s).recv_data
 
     def recv_data(self) -> tuple:
         """(opcode, payload) of the next data or close frame, as ws.recv_data() returns it."""
@@ -1713,6 +1723,10 @@ class _FrameReader:
                     stop = start + length
                     if stop <= len(buf):
                         self._pos = stop
+                        now = time.perf_counter()
+                        if now - self._held_since > self.yield_s:
+                            self._held_since = now
+                            time.sleep(0)  # let the alert path's threads have the GIL
                         if (b0 == 0x81 or b0 == 0x82) and mask is None and not self._fragmented:
                             return b0 & 0x0F, buf[start:stop]
                         result = self._other(b0, buf[start:stop], mask)
@@ -1755,6 +1769,7 @@ class _FrameReader:
         have = len(parts[0])
         while have < need:
             chunk = websocket.recv(self._sock, self.chunk_bytes)
+            self._held_since = time.perf_counter()  # a socket read lets go of the GIL anyway
             parts.append(chunk)
             have += len(chunk)
         self._buf, self._pos = b''.join(parts), 0
@@ -1819,12 +1834,12 @@ class BybitWS:
         self.markets = parse_markets(symbols or [symbol], category)
         self.symbol, self.category = self.markets[0].symbol, self.markets[0].category
         self.categories = tuple(c for c in CATEGORIES if c in (categories or CATEGORIES))
-        # fast_reader: read frames in large chunks (_FrameReader), about twice the messages a
-        # second. Off by default: under a flood, a receive thread that rarely waits on the socket
-        # holds the GIL for whole switch intervals, and every thread handoff on the alert path
-        # (private stream, alert policy, state file, Discord) waits up to 5 ms for it
-        # (tests/bench.py: alert p99 92 ms with it, 6 ms without, during a kline flood).
+        # fast_reader: read frames in large chunks (_FrameReader): more messages a second for
+        # less CPU. It lets go of the GIL every reader_yield_s while it serves frames from its
+        # buffer, so other threads (the alert path) are not starved (tests/bench.py). Off by
+        # default for compatibility; the notifier turns it on, with a shorter yield.
         self.fast_reader = fast_reader
+        self.reader_yield_s = _FrameReader.yield_s
         self.period = str(period)
         self.callback = dict(callback or {})
         self.ping_interval_s, self.watchdog_s = ping_interval_s, watchdog_s
@@ -2078,7 +2093,8 @@ class BybitWS:
             self._subscribe(st, st.topics)
 
     def _recv_loop(self, st: _Stream, ws: websocket.WebSocket) -> str:
-        recv = _FrameReader.for_connection(ws) if self.fast_reader else ws.recv_data
+        recv = _FrameReader.for_connection(ws, self.reader_yield_s) if self.fast_reader \
+            else ws.recv_data
         on_message = self._on_message
         clock = time.monotonic
         while not self._stop.is_set():
@@ -4920,8 +4936,12 @@ def main(argv: list | None = None) -> int:
                  category=cfg.category, public_url=cfg.public_urls, private_url=cfg.private_url,
                  rest_url=cfg.rest_url, demo=cfg.demo, period=cfg.period,
                  ping_interval_s=cfg.ping_interval_s, watchdog_s=cfg.watchdog_s,
-                 down_alert_s=cfg.down_alert_s, autostart=False, journal=notifier.journal)
+                 down_alert_s=cfg.down_alert_s, autostart=False, journal=notifier.journal,
+                 fast_reader=True)
     ws.backoff_cap_s = cfg.reconnect_max_s
+    # The alerts before the messages a second: let go of the GIL every 0.3 ms of buffered frames
+    # (tests/bench.py: alert p99 7 ms under a 90k msgs/s kline flood; 1 ms gave 19 ms).
+    ws.reader_yield_s = 0.0003
     rest = ws.rest  # one REST client, so the clock correction serves the websocket auth too
     rest.timeout = (min(5.0, cfg.rest_timeout_s), cfg.rest_timeout_s)
     had_watermark = notifier.journal.exec_watermark_ms is not None
