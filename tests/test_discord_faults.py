@@ -24,6 +24,8 @@ from conftest import Bot, assert_no_secrets, state_ids, titles
 from fake_bybit import FakeBybit
 from fake_discord import FakeDiscord
 
+import bybit_ws_notify as bot_module
+
 STARTED, STOPPED = 'bybit-ws-notify started', 'bybit-ws-notify stopped'
 EXEC_IN_FOOTER = re.compile(r'\bexec (\S+)')
 WEBHOOK_IN_TEXT = re.compile(r'/webhooks/[^\s\'"]*')
@@ -127,7 +129,9 @@ def assert_once_in_order(discord: FakeDiscord, ids: list[str]) -> None:
 
 
 def read_state(path: Path) -> dict[str, Any]:
-    state = json.loads(path.read_text(encoding='utf-8'))
+    """The state as the next start reads it: the file and the journal beside it (STATE_FILE.log),
+    which holds the saves since the file was last written whole."""
+    state = bot_module.StateFile(str(path)).load()
     assert isinstance(state, dict)
     assert state['version'] == 2
     return state

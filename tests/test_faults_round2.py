@@ -387,16 +387,24 @@ def test_state_folder_failing_is_one_line_and_alerts_still_flow(bybit, discord, 
         for n in range(1, 4):
             ids.append(push_fill(bybit, n))
         wait_delivered(discord, ids)              # alerts go on
-        line = bot.wait_log('cannot write the state file')
-        assert str(state_file) in line
-        assert re.search(r'\((ENOENT|EACCES|EPERM|EROFS) \d+', line), line
-        time.sleep(0.5)
-        assert bot.count_log('cannot write the state file') == 1
+        if fault == 'vanished':
+            line = bot.wait_log('cannot write the state file')
+            assert str(state_file) in line
+            assert re.search(r'\((ENOENT|EACCES|EPERM|EROFS) \d+', line), line
+            time.sleep(0.5)
+            assert bot.count_log('cannot write the state file') == 1
+        else:
+            # The journal beside the file (STATE_FILE.log) is open and still takes each save
+            # durably; only a whole rewrite of the file needs the folder. Nothing is lost.
+            time.sleep(0.5)
+            assert bot.count_log('cannot write the state file') == 0
+            assert set(ids) <= set(state_ids(read_state(state_file)))
         assert 'Traceback' not in bot.output
     ids.append(push_fill(bybit, 4))
     wait_delivered(discord, ids)
-    bot.wait_log(r'state file .* written again, after \d+ failed write', timeout=5)
-    assert bot.count_log('written again') == 1
+    if fault == 'vanished':
+        bot.wait_log(r'state file .* written again, after \d+ failed write', timeout=5)
+        assert bot.count_log('written again') == 1
     assert bot.stop() == 0
     assert set(ids) <= set(state_ids(read_state(state_file)))
     assert_once_in_order(discord, ids)

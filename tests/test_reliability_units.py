@@ -49,8 +49,48 @@ def test_state_file_removes_only_its_own_stale_temp_files(tmp_path: Path):
     assert store.load() is None
     assert not ours.exists() and other.exists()
     assert store.save({'version': 1, 'outbox': []})
-    assert json.loads(state.read_text()) == {'version': 1, 'outbox': []}
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([state.name, other.name])
+    assert bot.StateFile(str(state)).load() == {'version': 1, 'outbox': []}
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [state.name, f'{state.name}.log', other.name])
+
+
+def test_state_journal_saves_replay_and_compact(tmp_path: Path):
+    path = tmp_path / 'bot.state.json'
+    store = bot.StateFile(str(path))
+    store.compact_bytes = 600
+    states = [{'version': 2, 'n': n, 'pad': 'x' * 100} for n in range(12)]
+    assert store.save(states[0])                       # the first save writes the whole file
+    whole = json.loads(path.read_text())
+    assert whole['n'] == 0 and whole['journal']
+    for state in states[1:4]:
+        assert store.save(state)                       # then lines in the journal
+    assert json.loads(path.read_text())['n'] == 0      # the file itself is not rewritten
+    assert bot.StateFile(str(path)).load() == states[3]
+    for state in states[4:]:
+        assert store.save(state)                       # past compact_bytes: whole again
+    assert json.loads(path.read_text())['n'] > 0
+    assert bot.StateFile(str(path)).load() == states[-1]
+    # A crash mid-append leaves a torn last line: the last whole one counts.
+    with open(f'{path}.log', 'ab') as handle:
+        handle.write(b'{"version": 2, "n": 99, "pa')
+    assert bot.StateFile(str(path)).load() == states[-1]
+    # A journal from before the last whole write (a crash between the two) is not read.
+    log = (tmp_path / 'bot.state.json.log').read_text().splitlines()
+    (tmp_path / 'bot.state.json.log').write_text('\n'.join(['{"journal": "older"}'] + log[1:]))
+    assert bot.StateFile(str(path)).load()['n'] == json.loads(path.read_text())['n']
+    # A stop writes the whole file: at rest the state is one file.
+    store2 = bot.StateFile(str(path))
+    assert store2.save(states[5]) and store2.save(states[6]) and store2.save(states[7], whole=True)
+    assert {k: v for k, v in json.loads(path.read_text()).items() if k != 'journal'} == states[7]
+
+
+def test_a_journal_replaced_under_the_bot_is_noticed(tmp_path: Path):
+    path = tmp_path / 'bot.state.json'
+    store = bot.StateFile(str(path))
+    assert store.save({'version': 2, 'n': 1}) and store.save({'version': 2, 'n': 2})
+    (tmp_path / 'bot.state.json.log').unlink()        # removed: an append would go nowhere
+    assert store.save({'version': 2, 'n': 3})          # noticed: the whole file is written
+    assert bot.StateFile(str(path)).load() == {'version': 2, 'n': 3}
 
 
 @pytest.fixture
