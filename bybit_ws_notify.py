@@ -2511,11 +2511,13 @@ class BybitWS:
                 elif kind == 'wallet':
                     self.data['wallet'] = event.items[-1]
             self.data['timestamp'][kind] = now_ms()
-        if len(events) < len(items) and kind != 'execution':
-            log.debug('ignored %s update(s) older than the known state', kind)
+        fresh = sum(len(event.items) for event in events)
+        if fresh < len(items):
+            log.debug('ignored %d %s item(s) already known or older than the known state',
+                      len(items) - fresh, kind)
         for event in events:
             self._publish(event, event.items)
-        return sum(len(event.items) for event in events)
+        return fresh
 
     # -- recovery after a private (re)connect --------------------------------------------------
 
@@ -2607,7 +2609,7 @@ class BybitWS:
         else:
             delay_s = self._recovery_backoff.next()
         with self._lock:
-            owed = [self.journal.owed_fills()] if self.journal.owed_fills() else []
+            owed = [fills for fills in (self.journal.owed_fills(),) if fills]
             owed += sorted(f'{name} ({cat})' if cat else name for name, cat in self._resync_due)
             scheduled, self._retry_pending = self._retry_pending, True
         log.warning('recovery after the private reconnect failed (%s); still owed: %s; retrying '
@@ -4206,7 +4208,7 @@ class Notifier:
     def _flush_group(self, key: str) -> None:
         group = self._groups.pop(key)
         fills, event = group['fills'], group['event']
-        if self.cfg.execution_notify and not (self.baseline_pending and event.source == 'baseline'):
+        if self.cfg.execution_notify:
             self._emit('execution', fills, format_execution, fills,
                        units_for(event.category, event.symbol),
                        recovered=event.source == 'recovered')
@@ -4535,12 +4537,13 @@ def _bounded_lines(lines: list, noun: str) -> str:
 def describe_positions(groups: list) -> str:
     """The open positions of every category for the startup alert, the largest first, one a
     line: 'BTCUSDT Long 0.5 BTC @ 95000, uPnL 8.50 USDT'; 'flat' when none is open."""
-    rows = [(_notional_usd(category, row), category, row) for category, rows in groups
-            for row in rows if position_view(row)['size'] != '0']
+    rows = [(_notional_usd(category, row), category, position_view(row))
+            for category, rows in groups for row in rows]
     rows.sort(key=lambda entry: entry[0], reverse=True)
     lines = []
-    for _, category, row in rows:
-        view = position_view(row)
+    for _, category, view in rows:
+        if view['size'] == '0':
+            continue
         side = 'Long' if view['side'] == 'Buy' else 'Short'
         units = units_for(category, view['symbol'])
         line = f"{view['symbol']} {side} {view['size']} {units.qty}"

@@ -250,3 +250,21 @@ def test_bybitws_keeps_the_same_book_with_either_reader(fast_reader):
             assert len(book['bids']) == 1801   # 2000 levels less the 199 deleted
         finally:
             ws.close()
+
+
+@pytest.mark.parametrize(('yield_s', 'yields'), [(-1.0, 20), (3600.0, 0)])  # each frame; never
+def test_serving_buffered_frames_lets_go_of_the_gil_every_yield_s(monkeypatch, yield_s, yields):
+    """A reader that never waits on the socket must still let other threads run (the alert
+    path): it sleeps(0) once every yield_s while it serves frames from its buffer."""
+    ours, peer = socket.socketpair()
+    ws = websocket.WebSocket(enable_multithread=True, skip_utf8_validation=True)
+    ws.sock, ws.connected = ours, True
+    reader = bot._FrameReader(ws, yield_s=yield_s)
+    reader._buf, reader._pos = b''.join(frame(TEXT, b'{"n":%d}' % i) for i in range(20)), 0
+    slept: list = []
+    monkeypatch.setattr(bot.time, 'sleep', slept.append)
+    got = [reader.recv_data() for _ in range(20)]
+    assert [data for _, data in got] == [b'{"n":%d}' % i for i in range(20)]
+    assert slept == [0] * yields
+    ours.close()
+    peer.close()
