@@ -3337,6 +3337,12 @@ def order_status_words(order: dict) -> str:
     return status
 
 
+def market_name(symbol: Any, category: Any) -> str:
+    """A symbol as a title shows it: a spot one says so, since BTCUSDT is also a linear
+    perpetual's name."""
+    return f'{symbol} spot' if category == 'spot' and symbol else str(symbol or '')
+
+
 def _contract_field(symbol: Any) -> list:
     """An option's symbol in words (BTC Call 100000, expires 27 Dec 2026); nothing for others."""
     option = parse_option(str(symbol or ''))
@@ -3353,7 +3359,8 @@ def format_order(order: dict, units: Units, recovered: bool = False) -> dict:
     order_type = order.get('orderType') or ''
     price = order.get('price')
     qty_unit = units.value if _quote_sized(order) else units.qty
-    what = _words(side, order_type, _amount(order.get('qty'), qty_unit), symbol)
+    what = _words(side, order_type, _amount(order.get('qty'), qty_unit),
+                  market_name(symbol, order.get('category')))
     title = f"Order {words or 'update'}" + (f': {what}' if what else '')
     if order_type != 'Market' and _set(price):
         title += f' @ {fmt_num(price)}'
@@ -3511,7 +3518,8 @@ def format_execution(fills: list, units: Units, recovered: bool = False) -> dict
     pnls = [dec(f.get('execPnl')) for f in closing]
     makers = {f.get('isMaker') for f in fills}
 
-    title = f'{label}: ' + _words(side, f'{fmt_num(total)} {units.qty}', symbol)
+    title = f'{label}: ' + _words(side, f'{fmt_num(total)} {units.qty}',
+                                  market_name(symbol, first.get('category')))
     if vwap is not None:
         title += f' @ {fmt_num(vwap, places)}'
     if len(fills) > 1:
@@ -3722,8 +3730,7 @@ def format_kline(candle: dict, symbol: str, units: Units, recovered: bool = Fals
     change = (close - open_) / open_ * 100 if open_ and close is not None else None
     change_text = f'{change:+.2f}%' if change is not None else ''
     label = period_label(str(candle.get('interval') or ''))
-    name = f'{symbol} spot' if category == 'spot' else symbol
-    title = f'{name} {label} closed: {fmt_num(close)}' + (f' ({change_text})' if change_text else '')
+    title = f'{market_name(symbol, category)} {label} closed: {fmt_num(close)}' + (f' ({change_text})' if change_text else '')
     values = [('Open', _amount(open_, '')), ('High', _amount(candle.get('high'), '')),
               ('Low', _amount(candle.get('low'), '')), ('Close', _amount(close, '')),
               ('Volume', _amount(candle.get('volume'), units.qty)), ('Change', change_text)]

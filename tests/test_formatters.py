@@ -763,12 +763,12 @@ def test_spot_market_buy_without_market_unit_is_sized_in_quote() -> None:
     order = ws_data('realshaped_ws_order_spot_market_buy_2023.json')[0]
     assert 'marketUnit' not in order
     embed = bot.format_order(order, SPOT)
-    assert embed['title'] == 'Order Filled: Buy Market 10 USDT BTCUSDT'
+    assert embed['title'] == 'Order Filled: Buy Market 10 USDT BTCUSDT spot'
     assert fields(embed)['Filled'] == '0.000104 BTC for 9.98631 / 10 USDT'
     assert fields(embed)['Avg price'] == '96022.2'
     # marketUnit decides when present; a spot market sell, and a linear market buy, are in coin.
     assert bot.format_order(dict(order, marketUnit='baseCoin', qty='0.0001'), SPOT)['title'] == \
-        'Order Filled: Buy Market 0.0001 BTC BTCUSDT'
+        'Order Filled: Buy Market 0.0001 BTC BTCUSDT spot'
     assert '0.01 BTC' in bot.format_order(dict(order, side='Sell', qty='0.01'), SPOT)['title']
     assert '10 BTC' in bot.format_order(dict(order, category='linear'), SPOT)['title']
 
@@ -842,7 +842,7 @@ def test_ioc_rest_cancelled_is_not_a_failure() -> None:
                                        'EC_CancelForNoFullFill')
     embed = bot.format_order(spot, SPOT)
     assert embed['title'] == ('Order Partially filled, rest cancelled: Buy Limit 0.002 BTC '
-                              'BTCUSDT @ 96000')
+                              'BTCUSDT spot @ 96000')
     assert fields(embed)['Status'] == 'Partially filled, rest cancelled'
     # Nothing filled: a plain Cancelled.
     nothing = dict(linear, cumExecQty='0', avgPrice='', rejectReason='EC_NoImmediateQtyToFill')

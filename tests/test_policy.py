@@ -319,8 +319,8 @@ def test_spot_fills_without_fee_currency() -> None:
     policy, sink, _clock = notifier(BYBIT_CATEGORY='spot')
     buy, sell = data('realshaped_ws_execution_spot_no_feecurrency.json')
     policy.feed('execution', [buy, sell])
-    assert sink.titles == ['Fill: Buy 0.000104 BTC BTCUSDT @ 96022.1',
-                           'Fill: Sell 0.0001 BTC BTCUSDT @ 96051']
+    assert sink.titles == ['Fill: Buy 0.000104 BTC BTCUSDT spot @ 96022.1',
+                           'Fill: Sell 0.0001 BTC BTCUSDT spot @ 96051']
     bought, sold = (fields(e) for e in sink.embeds)
     assert bought['Fee'] == '0.000000104 BTC'                      # a buy pays in the base coin
     assert bought['Filled'] == '0.000104 BTC for 9.9862984 / 10 USDT'  # sized in USDT
@@ -333,7 +333,7 @@ def test_spot_fills_without_fee_currency() -> None:
 def test_spot_market_buy_of_2023_is_sized_in_usdt() -> None:
     policy, sink, _ = notifier(BYBIT_CATEGORY='spot')
     policy.feed('order', data('realshaped_ws_order_spot_market_buy_2023.json'))
-    assert sink.titles == ['Order Filled: Buy Market 10 USDT BTCUSDT']
+    assert sink.titles == ['Order Filled: Buy Market 10 USDT BTCUSDT spot']
     assert fields(sink.embeds[0])['Filled'] == '0.000104 BTC for 9.98631 / 10 USDT'
     assert_no_placeholders(sink.embeds[0])
 

@@ -100,7 +100,7 @@ def test_fills_orders_and_positions_of_all_four_categories_in_their_units(bybit,
     bybit.push_private('execution', fills_of_every_category(bybit, 'e2e'))  # one frame, four
     linear = wait_title(discord, r'^Fill: Buy 0\.01 BTC BTCUSDT @ 95000')
     inverse = wait_title(discord, r'^Fill: Sell 100 USD BTCUSD @ 95000')
-    spot = wait_title(discord, r'^Fill: Buy 0\.002 BTC BTCUSDT @ 95000')
+    spot = wait_title(discord, r'^Fill: Buy 0\.002 BTC BTCUSDT spot @ 95000')
     option = wait_title(discord, rf'^Fill: Buy 0\.1 BTC {OPTION_SYMBOL} @ 2500')
     assert field(linear, 'Fee') == '0.52 USDT'
     assert field(inverse, 'Fee') == '0.00000057 BTC'      # inverse: fee in the coin
@@ -115,7 +115,7 @@ def test_fills_orders_and_positions_of_all_four_categories_in_their_units(bybit,
         bybit.make_order(category='option', orderId='oo-1', side='Sell', price='3000', qty='0.2')])
     wait_title(discord, r'^Order New: Buy Limit 0\.01 BTC BTCUSDT @ 90000')
     wait_title(discord, r'^Order New: Sell Limit 200 USD BTCUSD @ 99000')
-    wait_title(discord, r'^Order New: Buy Limit 0\.003 BTC BTCUSDT @ 90000')
+    wait_title(discord, r'^Order New: Buy Limit 0\.003 BTC BTCUSDT spot @ 90000')
     wait_title(discord, rf'^Order New: Sell Limit 0\.2 BTC {OPTION_SYMBOL} @ 3000')
 
     bybit.push_private('position', [
@@ -195,7 +195,7 @@ def test_an_outage_with_fills_missed_in_three_categories_recovers_each_once(
     bybit.reject_handshake_status = None
     embed = wait_title(discord, r'^Private stream restored', timeout=20)
     assert '3 fill(s) recovered' in embed['description']
-    spot = wait_title(discord, r'^Fill: Buy 0\.002 BTC BTCUSDT')
+    spot = wait_title(discord, r'^Fill: Buy 0\.002 BTC BTCUSDT spot')
     option = wait_title(discord, rf'^Fill: Buy 0\.1 BTC {OPTION_SYMBOL}')
     assert field(spot, 'Fee') == '0.000002 BTC' and field(option, 'Fee') == '1.5 USDC'
     assert all('recovered after a disconnect' in footer(e) for e in (spot, option))
