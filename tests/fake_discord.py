@@ -60,7 +60,10 @@ class _Handler(BaseHTTPRequestHandler):
     """Routes every HTTP method to FakeDiscord._handle."""
 
     server: TrackingHTTPServer
-    protocol_version = "HTTP/1.0"
+    # Discord keeps connections open, as requests.Session expects; and, as a real server, it does
+    # not hold the body of a reply back for the ACK of its headers (Nagle + delayed ACK: 40 ms).
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
     timeout = 10
 
     def log_message(self, *args: Any) -> None:

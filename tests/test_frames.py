@@ -268,3 +268,53 @@ def test_serving_buffered_frames_lets_go_of_the_gil_every_yield_s(monkeypatch, y
     assert slept == [0] * yields
     ours.close()
     peer.close()
+
+
+@pytest.mark.parametrize(('steps_aside', 'window_s', 'asides'), [
+    (True, 3600.0, 20),   # a public reader, an alert on its way: it waits after each frame
+    (True, 0.0, 0),       # off (BybitWS alone): never
+    (False, 3600.0, 0),   # the private stream's own reader: never
+])
+def test_public_readers_step_aside_while_an_alert_is_on_its_way(monkeypatch, steps_aside,
+                                                                 window_s, asides):
+    """_AlertsFirst: after make_way() and until window_s has passed, a public stream's reader
+    sleeps out the window after each frame it serves from its buffer: the alert path has the
+    GIL. (time.sleep is replaced here, so the window never ends.)"""
+    ours, peer = socket.socketpair()
+    ws = websocket.WebSocket(enable_multithread=True, skip_utf8_validation=True)
+    ws.sock, ws.connected = ours, True
+    reader = bot._FrameReader(ws, yield_s=3600.0, steps_aside=steps_aside)
+    reader._buf, reader._pos = b''.join(frame(TEXT, b'{"n":%d}' % i) for i in range(20)), 0
+    monkeypatch.setattr(bot._AlertsFirst, 'window_s', window_s)
+    monkeypatch.setattr(bot._AlertsFirst, 'until', 0.0)
+    bot._AlertsFirst.make_way()
+    slept: list = []
+    monkeypatch.setattr(bot.time, 'sleep', slept.append)
+    got = [reader.recv_data() for _ in range(20)]
+    assert [data for _, data in got] == [b'{"n":%d}' % i for i in range(20)]
+    assert len(slept) == asides and all(0 < s <= window_s for s in slept)
+    ours.close()
+    peer.close()
+
+
+def test_a_frame_waiting_in_the_private_socket_opens_the_window(monkeypatch):
+    """_AlertsFirst.check (a public reader's yield): a private frame not read yet, because
+    the private thread has no GIL yet, opens the window; an empty socket does not."""
+    monkeypatch.setattr(bot._AlertsFirst, 'window_s', 3600.0)
+    monkeypatch.setattr(bot._AlertsFirst, 'until', 0.0)
+    monkeypatch.setattr(bot._AlertsFirst, 'private', [])
+    private, exchange = socket.socketpair()
+    try:
+        bot._AlertsFirst.watch(private, True)
+        bot._AlertsFirst.check()
+        assert bot._AlertsFirst.until == 0.0               # nothing waiting
+        exchange.sendall(frame(TEXT, b'{"topic":"execution"}'))
+        bot._AlertsFirst.check()
+        assert bot._AlertsFirst.until > time.perf_counter()
+        bot._AlertsFirst.watch(private, False)
+        assert bot._AlertsFirst.private == []
+    finally:
+        private.close()
+        exchange.close()
+    bot._AlertsFirst.watch(private, True)                 # closed meanwhile: no error
+    bot._AlertsFirst.check()

@@ -70,10 +70,17 @@ def test_state_journal_saves_replay_and_compact(tmp_path: Path):
         assert store.save(state)                       # past compact_bytes: whole again
     assert json.loads(path.read_text())['n'] > 0
     assert bot.StateFile(str(path)).load() == states[-1]
-    # A crash mid-append leaves a torn last line: the last whole one counts.
-    with open(f'{path}.log', 'ab') as handle:
+    # The journal is made at its full size, zeros after its lines: each save writes in place.
+    journal = tmp_path / 'bot.state.json.log'
+    data = journal.read_bytes()
+    end = len(data.rstrip(b'\0'))
+    assert len(data) == store.compact_bytes and data[end - 1:end] == b'\n' and end < len(data)
+    # A crash mid-write leaves a torn last line over the zeros: the last whole one counts.
+    with open(journal, 'r+b') as handle:
+        handle.seek(end)
         handle.write(b'{"version": 2, "n": 99, "pa')
     assert bot.StateFile(str(path)).load() == states[-1]
+    assert len(journal.read_bytes()) == store.compact_bytes
     # A journal from before the last whole write (a crash between the two) is not read.
     log = (tmp_path / 'bot.state.json.log').read_text().splitlines()
     (tmp_path / 'bot.state.json.log').write_text('\n'.join(['{"journal": "older"}'] + log[1:]))
@@ -82,6 +89,10 @@ def test_state_journal_saves_replay_and_compact(tmp_path: Path):
     store2 = bot.StateFile(str(path))
     assert store2.save(states[5]) and store2.save(states[6]) and store2.save(states[7], whole=True)
     assert {k: v for k, v in json.loads(path.read_text()).items() if k != 'journal'} == states[7]
+    # 2.2.0 appended its journal lines, with no zeros after them: such a journal reads the same.
+    generation = json.loads(path.read_text())['journal']
+    journal.write_text(json.dumps({'journal': generation}) + '\n' + json.dumps(states[9]) + '\n')
+    assert bot.StateFile(str(path)).load() == states[9]
 
 
 def test_a_journal_replaced_under_the_bot_is_noticed(tmp_path: Path):
@@ -121,6 +132,30 @@ def test_sender_posts_only_what_the_state_file_holds(discord):
     finally:
         assert sender.stop(timeout_s=5)
     assert all(m['payload']['allowed_mentions'] == {'parse': []} for m in discord.messages)
+
+
+def test_the_sender_saves_an_unsaved_alert_itself_before_posting_it(discord, tmp_path: Path):
+    """With persist set (the script sets StateSaver.save_now), the sender does not wait for
+    the state thread: it saves the alert itself, then posts it. No state thread runs here."""
+    store = bot.StateFile(str(tmp_path / 'bot.state.json'))
+    sender = bot.DiscordSender(discord.url)
+
+    def snapshot() -> dict:
+        outbox, seq = sender.pending_state()
+        return {'version': 2, 'outbox': outbox, 'outbox_seq': seq}
+
+    saver = bot.StateSaver(store, snapshot, on_saved=sender.mark_persisted)
+    sender.persist = saver.save_now
+    sender.start()
+    try:
+        sender.send({'title': 'new alert'})
+        discord.wait_for(lambda es: [e['title'] for e in es] == ['new alert'], 5)
+        # What the disk held when it was posted: the one save the sender made, with the alert.
+        saved = bot.StateFile(store.path).load()
+        assert [item['embed']['title'] for item in saved['outbox']] == ['new alert']
+        assert saved['outbox_seq'] == 1
+    finally:
+        assert sender.stop(timeout_s=5)
 
 
 def test_a_second_ctrl_c_ends_the_wait_for_a_post_in_flight(discord):

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import http.client
 import http.server
 import ssl
 import threading
+import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -60,6 +62,52 @@ def tls_rest_url(self_signed: ssl.SSLContext) -> Iterator[tuple[str, list]]:
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f'https://localhost:{server.server_address[1]}', hits
     server.shutdown()
+
+
+@pytest.fixture
+def forward_proxy() -> Iterator[tuple[str, list]]:
+    """An HTTP forward proxy on loopback: it relays each POST and records the URL it was asked
+    for (a client talking to a proxy names the whole URL)."""
+    seen: list = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            seen.append(self.path)
+            target = urllib.parse.urlsplit(self.path)
+            body = self.rfile.read(int(self.headers.get('Content-Length') or 0))
+            upstream = http.client.HTTPConnection(target.hostname, target.port, timeout=10)
+            upstream.request('POST', f'{target.path}?{target.query}', body=body,
+                             headers={'Content-Type': self.headers.get('Content-Type', '')})
+            reply = upstream.getresponse()
+            data = reply.read()
+            self.send_response(reply.status)
+            for name, value in reply.getheaders():
+                if name.lower() not in ('connection', 'content-length', 'transfer-encoding'):
+                    self.send_header(name, value)
+            self.send_header('Content-Length', str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f'http://127.0.0.1:{server.server_address[1]}', seen
+    server.shutdown()
+
+
+def test_discord_posts_take_the_proxy_the_environment_names(bybit, discord, run_bot,
+                                                            forward_proxy):
+    """The sender reads requests' environment (HTTP(S)_PROXY, NO_PROXY, REQUESTS_CA_BUNDLE) once
+    at start rather than at every post: a proxy named there is still used."""
+    proxy, seen = forward_proxy
+    webhook = discord.url.replace('127.0.0.1', 'localhost')   # the fakes of Bybit: no proxy
+    bot = run_bot(DISCORD_WEBHOOK_URL=webhook, HTTP_PROXY=proxy, NO_PROXY='127.0.0.1')
+    started(bybit, discord, bot)
+    assert seen and all(url.startswith(webhook.split('/api/')[0] + '/api/v10/webhooks/')
+                        for url in seen)
+    clean(discord)
 
 
 def test_websocket_tls_is_verified(bybit, discord, run_bot, tls_ws_url):
