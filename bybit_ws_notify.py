@@ -1358,10 +1358,9 @@ class BybitRest:
         self.timeout = timeout
         self.blocked_until = 0.0                      # time.monotonic() until which 403 holds us
         self.closed = threading.Event()
-        self._session = requests.Session()
-        self._session.verify = True  # TLS is always verified
-        self._session.headers['User-Agent'] = f'bybit-ws-notify/{__version__}'
-        self._lock = threading.Lock()
+        # requests does not promise that one Session may serve threads at once: each call takes
+        # an idle one (the last used, its connection still open) or makes one, and gives it back.
+        self._idle: queue.LifoQueue = queue.LifoQueue()
 
     def server_now_ms(self) -> int:
         """Bybit's clock as measured: every REST time window and the first watermark use it."""
@@ -1394,12 +1393,14 @@ class BybitRest:
                 raise BybitError(403, f'not sent: HTTP 403 pause, {duration(blocked_s)} left', path)
             headers = self.signer.rest_headers(query, self.recv_window_ms) if signed else {}
             started = time.monotonic()
+            session = self._session()
             try:
-                with self._lock:
-                    resp = self._session.get(url, headers=headers, timeout=self.timeout)
+                resp = session.get(url, headers=headers, timeout=self.timeout)
             except requests.RequestException as exc:
                 raise BybitError('network', network_error(exc, self.base_url, self.timeout),
                                  path) from None
+            finally:
+                self._idle.put(session)
             log.debug('REST GET %s%s: HTTP %d in %.2f s', path, f'?{trim(query, 200)}' if query
                       else '', resp.status_code, time.monotonic() - started)
             if resp.status_code == 403:
@@ -1432,6 +1433,39 @@ class BybitRest:
                 continue
             raise BybitError(code, trim(str(body.get('retMsg', '')), 200), path)
         raise BybitError(10006, 'still rate limited after 5 tries', path)
+
+    def _session(self) -> requests.Session:
+        try:
+            return self._idle.get_nowait()
+        except queue.Empty:
+            session = requests.Session()
+            session.verify = True  # TLS is always verified
+            session.headers['User-Agent'] = f'bybit-ws-notify/{__version__}'
+            return session
+
+    def get_many(self, calls: list) -> list:
+        """Several reads at once, each (function, *args) with this client first; their results in
+        order, or the first error raised. Bybit's read endpoints allow 50 requests a second per
+        UID each and 600 per 5 s per IP (docs/v5/rate-limit/rate-limit.mdx): a start-up's
+        handful at once is far inside both."""
+        results: list = [None] * len(calls)
+        errors: list = []
+
+        def run(index: int, fn: Callable, *args: Any) -> None:
+            try:
+                results[index] = fn(self, *args)
+            except BaseException as exc:  # noqa: BLE001 (raised again in the caller's thread)
+                errors.append((index, exc))
+
+        threads = [threading.Thread(target=run, args=(i, *call), name=f'rest-{i}', daemon=True)
+                   for i, call in enumerate(calls)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        if errors:
+            raise min(errors, key=lambda error: error[0])[1]
+        return results
 
     def get_all(self, path: str, params: dict, *, limit: int, max_pages: int = 50) -> list:
         """Every row of a paged list endpoint, following nextPageCursor."""
@@ -1564,11 +1598,12 @@ def settle_params(category: str) -> list:
     return [{}]
 
 
-def list_open_positions(rest: BybitRest, category: str) -> list:
+def list_open_positions(rest: BybitRest, category: str, extras: list | None = None) -> list:
     """Every open position of a category (GET /v5/position/list; without a symbol it lists only
-    positions with a size). REST calls the entry price avgPrice, the websocket entryPrice."""
+    positions with a size), or of the settle_params `extras` given. REST calls the entry price
+    avgPrice, the websocket entryPrice."""
     rows: list = []
-    for extra in settle_params(category):
+    for extra in settle_params(category) if extras is None else extras:
         rows += rest.get_all('/v5/position/list', {'category': category, **extra}, limit=200,
                              max_pages=10)
     for row in rows:
@@ -4625,14 +4660,25 @@ def read_positions(rest: BybitRest, categories: Iterable) -> list:
             if category != 'spot']
 
 
+def read_wallet(rest: BybitRest) -> list:
+    return rest.get('/v5/account/wallet-balance', {'accountType': 'UNIFIED'}).get('list') or []
+
+
 def read_account(cfg: Settings, rest: BybitRest, notifier: Notifier, watch: dict) -> dict:
     """At startup: the key's permissions and expiry, the open positions of every watched
-    category and the whole wallet (signed REST GETs), into the startup alert; on a first run
-    they are also the baseline for later alerts."""
-    key = check_key(rest)
+    category and the whole wallet (signed REST GETs, all at once), into the startup alert; on a
+    first run they are also the baseline for later alerts."""
+    reads = [(category, [extra]) for category in cfg.categories if category != 'spot'
+             for extra in settle_params(category)]  # linear: once per settle coin
+    key, accounts, *lists = rest.get_many(
+        [(check_key,), (read_wallet,)] + [(list_open_positions, *read) for read in reads])
     watch['api_key'] = key['summary']
-    positions = read_positions(rest, cfg.categories)
-    accounts = rest.get('/v5/account/wallet-balance', {'accountType': 'UNIFIED'}).get('list') or []
+    positions: list = []
+    for (category, _), rows in zip(reads, lists):
+        if positions and positions[-1][0] == category:
+            positions[-1][1].extend(rows)
+        else:
+            positions.append((category, rows))
     if any(c != 'spot' for c in cfg.categories):
         watch['positions'] = describe_positions(positions)
     watch['balances'], watch['total_equity'] = describe_balances(accounts)

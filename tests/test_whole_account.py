@@ -180,6 +180,23 @@ def test_startup_alert_lists_positions_of_every_category_largest_first(bybit, di
     assert bot.stop() == 0
 
 
+def test_the_startup_reads_of_the_account_are_sent_at_once(bybit, discord, run_bot):
+    """The key, the wallet and each category's positions are read in parallel: the first of
+    each of those requests reaches Bybit before any is answered (each is held 1 s here)."""
+    reads = {'/v5/user/query-api', '/v5/account/wallet-balance', '/v5/position/list'}
+    bybit.rest_delay_s, bybit.rest_delay_paths = 1.0, reads
+    bot = run_bot()
+    ready(bybit, discord, bot)
+    first: dict = {}  # (path, category) -> when its first request arrived (later: recoveries)
+    for call in sorted(bybit.rest_calls(), key=lambda r: r['time']):
+        if call['path'] in reads:
+            first.setdefault((call['path'], call['query'].get('category', '')), call['time'])
+    assert set(first) == {('/v5/user/query-api', ''), ('/v5/account/wallet-balance', ''),
+                          *(('/v5/position/list', c) for c in ('linear', 'inverse', 'option'))}
+    assert max(first.values()) < min(first.values()) + bybit.rest_delay_s
+    assert bot.stop() == 0
+
+
 # Recovery and restarts ###########################################################################
 
 def test_an_outage_with_fills_missed_in_three_categories_recovers_each_once(
