@@ -1708,6 +1708,8 @@ class _AlertsFirst:
     window_s = 0.0
     until = 0.0  # time.perf_counter() until which the public readers step aside
     private: ClassVar[list] = []  # the private streams' sockets, which public readers look at
+    _poll: Any = None             # a select.poll of them, where the system has poll
+    _watch_lock = threading.Lock()
 
     @classmethod
     def make_way(cls) -> None:
@@ -1717,18 +1719,30 @@ class _AlertsFirst:
     @classmethod
     def watch(cls, sock: Any, on: bool) -> None:
         """A private socket to look at (on) or not any more. A frame waiting in it is seen by a
-        public reader at its next yield, before the private thread has the GIL to read it."""
-        if cls.window_s and isinstance(sock, socket.socket):
-            cls.private = [s for s in cls.private if s is not sock] + ([sock] if on else [])
+        public reader at its next yield, before the private thread has the GIL to read it.
+        Closed sockets are dropped on the way."""
+        if not cls.window_s or not isinstance(sock, socket.socket):
+            return
+        with cls._watch_lock:
+            socks = [s for s in cls.private if s is not sock and s.fileno() >= 0]
+            socks += [sock] if on and sock.fileno() >= 0 else []
+            poller = select.poll() if hasattr(select, 'poll') else None
+            for s in socks if poller is not None else ():
+                poller.register(s, select.POLLIN)
+            cls.private, cls._poll = socks, poller
 
     @classmethod
     def check(cls) -> None:
         """At a public reader's yield: open the window if a private frame is waiting."""
         try:
-            if select.select(cls.private, (), (), 0)[0]:
-                cls.make_way()
-        except (OSError, ValueError):  # a socket closed meanwhile: its thread unwatches it
-            pass
+            if cls._poll is not None:  # poll: no limit on the descriptor's number
+                waiting = any(event & select.POLLIN for _, event in cls._poll.poll(0))
+            else:
+                waiting = bool(select.select(cls.private, (), (), 0)[0])
+        except (OSError, ValueError, RuntimeError):  # closed meanwhile; another reader polling
+            return
+        if waiting:
+            cls.make_way()
 
 
 class _FrameReader:
@@ -2182,8 +2196,9 @@ class BybitWS:
             if self.fast_reader else ws.recv_data
         on_message = self._on_message
         clock = time.monotonic
+        sock = ws.sock  # websocket-client sets ws.sock to None when it closes it
         if private:
-            _AlertsFirst.watch(ws.sock, True)
+            _AlertsFirst.watch(sock, True)
         try:
             while not self._stop.is_set():
                 opcode, payload = recv()
@@ -2196,7 +2211,7 @@ class BybitWS:
             return 'closing'
         finally:
             if private:
-                _AlertsFirst.watch(ws.sock, False)
+                _AlertsFirst.watch(sock, False)
 
     def _on_down(self, st: _Stream, reason: str, retry_s: float) -> None:
         with self._lock:
@@ -3156,7 +3171,14 @@ class DiscordSender:
                     return
                 batch = [] if unsaved else self._take_batch()
             if unsaved:  # save it here (mark_persisted is called), then post it
-                self.persist(unless=self._head_saved)
+                try:
+                    self.persist(unless=self._head_saved)
+                except Exception:  # the state thread's save still releases it
+                    log.exception('Discord sender: could not save the state before a post')
+                with self._cv:  # if it is still not saved, wait for the state thread's save
+                    if not self._stopping and self._queue and \
+                            self._queue[0]['seq'] > self._persisted_seq:
+                        self._cv.wait(1.0)
                 continue
             try:
                 self._deliver(batch)
@@ -4038,6 +4060,7 @@ class StateFile:
                         self._write_whole(state)
                     except OSError:
                         if self._log_fd is None or self._log_bytes > 8 * self.compact_bytes:
+                            self._appended = False  # this save reached no disk at all
                             raise
                         self._append(text)  # the journal still takes it: saved, and said
                         raise
@@ -4103,15 +4126,28 @@ class StateFile:
         # Only now, with the whole file durable, may the old journal go.
         self._close_journal()
         created = not os.path.exists(self.log_path)
-        fd = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        # O_BINARY: offsets count bytes, so Windows must not turn \n into \r\n.
+        fd = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC |
+                     getattr(os, 'O_BINARY', 0), 0o600)
         head = (json.dumps({'journal': generation}) + '\n').encode()
         try:
+            _write_at(fd, head, 0)
             # The journal's blocks are written and its size set once, here (zeros after its
             # head; 0.7 ms for 1 MB): each save then writes over zeros, and its fdatasync flushes
             # that data alone. An append also changes the size, and its fdatasync waits for the
             # filesystem's own journal: on a busy machine (both cores loaded) p99 4 ms against
-            # 0.16 ms in place (ext4, measured 2026-12-01).
-            _write_at(fd, head + bytes(max(self.compact_bytes - len(head), 0)), 0)
+            # 0.16 ms in place (ext4, measured 2026-12-01). Not when no line of this size would
+            # fit (every save is whole then), nor when the disk has no room for it: then the
+            # journal grows line by line, as an append.
+            zeros = self.compact_bytes - len(head)
+            if len(text) < zeros:
+                try:
+                    _write_at(fd, bytes(zeros), len(head))
+                except OSError as exc:
+                    os.ftruncate(fd, len(head))
+                    log_throttled(logging.WARNING, 'journal-room', 'state file journal %s: no '
+                                  'room to make it %d bytes ahead (%s); it grows as it is written',
+                                  self.log_path, self.compact_bytes, exc.strerror or exc)
             os.fsync(fd)
             self._log_ino = os.fstat(fd).st_ino
         except OSError:

@@ -316,5 +316,18 @@ def test_a_frame_waiting_in_the_private_socket_opens_the_window(monkeypatch):
     finally:
         private.close()
         exchange.close()
-    bot._AlertsFirst.watch(private, True)                 # closed meanwhile: no error
-    bot._AlertsFirst.check()
+    # A private socket closed before it was unwatched (websocket-client closes it and sets
+    # ws.sock to None on a dropped connection) is dropped, and the next one is looked at.
+    old, new = socket.socketpair(), socket.socketpair()
+    try:
+        bot._AlertsFirst.watch(old[0], True)
+        old[0].close()
+        bot._AlertsFirst.watch(new[0], True)
+        assert bot._AlertsFirst.private == [new[0]]
+        bot._AlertsFirst.until = 0.0
+        new[1].sendall(frame(TEXT, b'{"topic":"order"}'))
+        bot._AlertsFirst.check()
+        assert bot._AlertsFirst.until > time.perf_counter()
+    finally:
+        for sock in (*old, *new):
+            sock.close()

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import logging
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -93,6 +95,30 @@ def test_state_journal_saves_replay_and_compact(tmp_path: Path):
     generation = json.loads(path.read_text())['journal']
     journal.write_text(json.dumps({'journal': generation}) + '\n' + json.dumps(states[9]) + '\n')
     assert bot.StateFile(str(path)).load() == states[9]
+
+
+@pytest.mark.skipif(not sys.platform.startswith('linux'), reason='RLIMIT_FSIZE, SIGXFSZ')
+def test_a_disk_without_room_for_the_journal_ahead_still_takes_every_save(tmp_path: Path):
+    """The journal is made at its full size (1 MB of zeros) when there is room. A disk that has
+    none (here a file-size limit of 200 KB: EFBIG, as ENOSPC would be) takes every save anyway:
+    the journal then grows line by line."""
+    path = tmp_path / 'bot.state.json'
+    script = f'''
+import json, resource, signal, sys
+sys.path.insert(0, {str(Path(bot.__file__).parent)!r})
+import bybit_ws_notify as bot
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)          # EFBIG rather than a kill
+resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, 200_000))
+store = bot.StateFile(sys.argv[1])
+print(json.dumps([store.save({{'version': 2, 'n': n}}) for n in range(5)]))
+'''
+    run = subprocess.run([sys.executable, '-c', script, str(path)], capture_output=True,
+                         text=True, timeout=60, check=False)
+    assert json.loads(run.stdout) == [True] * 5, run.stderr
+    assert 'no room to make it 1000000 bytes ahead' in run.stderr
+    assert bot.StateFile(str(path)).load() == {'version': 2, 'n': 4}
+    assert len((tmp_path / 'bot.state.json.log').read_bytes().rstrip(b'\0')) == \
+        len((tmp_path / 'bot.state.json.log').read_bytes()) < 1000
 
 
 def test_a_journal_replaced_under_the_bot_is_noticed(tmp_path: Path):

@@ -99,14 +99,21 @@ def forward_proxy() -> Iterator[tuple[str, list]]:
 
 def test_discord_posts_take_the_proxy_the_environment_names(bybit, discord, run_bot,
                                                             forward_proxy):
-    """The sender reads requests' environment (HTTP(S)_PROXY, NO_PROXY, REQUESTS_CA_BUNDLE) once
-    at start rather than at every post: a proxy named there is still used."""
+    """The sender reads requests' environment (HTTP(S)_PROXY, NO_PROXY) once at start rather
+    than at every post: a proxy named there is used, and a host NO_PROXY names goes direct."""
     proxy, seen = forward_proxy
     webhook = discord.url.replace('127.0.0.1', 'localhost')   # the fakes of Bybit: no proxy
     bot = run_bot(DISCORD_WEBHOOK_URL=webhook, HTTP_PROXY=proxy, NO_PROXY='127.0.0.1')
     started(bybit, discord, bot)
     assert seen and all(url.startswith(webhook.split('/api/')[0] + '/api/v10/webhooks/')
                         for url in seen)
+    assert bot.stop() == 0
+    seen.clear()
+    before = len(discord.embeds())
+    bot = run_bot(DISCORD_WEBHOOK_URL=webhook, HTTP_PROXY=proxy, NO_PROXY='127.0.0.1,localhost')
+    discord.wait_for(lambda embeds: len(embeds) > before, 15)   # its startup alert
+    assert bot.stop() == 0
+    assert seen == []
     clean(discord)
 
 
