@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -378,3 +379,33 @@ def test_a_fill_id_keeps_its_real_time_across_restarts() -> None:
     odd = bot.AccountJournal()
     odd.ingest('execution', [{'execId': 'A', 'execTime': 'x'}, {'execId': 'B', 'execTime': str(t)}])
     assert state_ids(odd.snapshot()) == ['A', 'B']
+
+
+def test_event_kinds_keeps_market_events_from_a_callback_that_does_not_take_them() -> None:
+    """BybitWS.event_kinds (the script sets the notifier's: account events and candles): a
+    ticker is not built into an Event for `event`, yet `data` and the first version's
+    `instrument` callback still get it; the kinds named still reach `event`."""
+    from fake_bybit import FakeBybit
+    got: dict = {'event': [], 'instrument': []}
+    with FakeBybit() as bybit:
+        ws = bot.BybitWS('', '', symbol='BTCUSDT', channel=['tickers.BTCUSDT', 'kline.1.BTCUSDT'],
+                         public_url=bybit.public_url_for('linear'), autostart=False,
+                         callback={'event': lambda _ws, e: got['event'].append(e.kind),
+                                   'instrument': lambda _ws, t: got['instrument'].append(t)})
+        ws.event_kinds = frozenset({'kline'})
+        ws.start()
+        try:
+            bybit.wait_subscribed('kline.1.BTCUSDT')
+            bybit.push_public('tickers.BTCUSDT', {'symbol': 'BTCUSDT', 'lastPrice': '95000.5'})
+            bybit.push_public('kline.1.BTCUSDT', [{
+                'start': 1_700_000_040_000, 'end': 1_700_000_099_999, 'interval': '1',
+                'open': '1', 'close': '2', 'high': '3', 'low': '1', 'volume': '1',
+                'turnover': '1', 'confirm': True, 'timestamp': 1_700_000_100_000}])
+            deadline = time.monotonic() + 10
+            while not got['event'] and time.monotonic() < deadline:
+                time.sleep(0.02)
+            assert got['event'] == ['kline']
+            assert [t['lastPrice'] for t in got['instrument']] == ['95000.5']
+            assert ws.data['last_price'] == 95000.5
+        finally:
+            ws.close()
