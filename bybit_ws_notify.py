@@ -56,7 +56,7 @@ except (ImportError, AttributeError) as exc:
     sys.exit(f'bybit_ws_notify: the Python package {_missing} is missing: run '
              f'"python3 -m pip install -r requirements.txt" (in the venv of the README\'s quick start)')
 
-__version__ = '2.2.0'
+__version__ = '2.3.0'
 
 # Settings ##########################################################################################
 # A trader edits this block and nothing else. An environment variable of the same name overrides
