@@ -97,6 +97,23 @@ def test_state_journal_saves_replay_and_compact(tmp_path: Path):
     assert bot.StateFile(str(path)).load() == states[9]
 
 
+def test_the_state_thread_compacts_the_journal_early(tmp_path: Path):
+    """A save with early=True (the state thread's) rewrites the whole file once the journal is
+    three quarters full; the Discord sender's saves (early=False) fill it to the end first, so
+    the slower whole write seldom falls on the save before a post."""
+    path = tmp_path / 'bot.state.json'
+    for early, lines in ((False, 8), (True, 6)):  # lines of 113 bytes after a 45-byte head
+        store = bot.StateFile(str(path))
+        store.compact_bytes = 1000
+        assert store.save({'version': 2, 'n': -1})            # whole: the journal starts
+        written = []
+        for n in range(12):
+            assert store.save({'version': 2, 'n': n, 'pad': 'x' * 80}, early=early)
+            written.append(json.loads(path.read_text())['n'])
+        assert written.index(max(written)) == lines, (early, written)  # the first whole rewrite
+        store._close_journal()
+
+
 @pytest.mark.skipif(not sys.platform.startswith('linux'), reason='RLIMIT_FSIZE, SIGXFSZ')
 def test_a_disk_without_room_for_the_journal_ahead_still_takes_every_save(tmp_path: Path):
     """The journal is made at its full size (1 MB of zeros) when there is room. A disk that has
