@@ -1337,6 +1337,24 @@ class _Backoff:
         self.attempt = 0
 
 
+def tls_verify() -> str | bool:
+    """What requests verifies TLS against: the bundle REQUESTS_CA_BUNDLE (or CURL_CA_BUNDLE)
+    names, else its default (True). A named file that is missing would make every https call
+    fail with an OSError outside requests' own errors: one warning, and the default bundle of
+    requests (certifi) is named instead, so TLS is still verified."""
+    for name in ('REQUESTS_CA_BUNDLE', 'CURL_CA_BUNDLE'):
+        path = os.environ.get(name)
+        if not path:
+            continue
+        if os.path.exists(path):
+            return path
+        log_throttled(logging.WARNING, f'ca-{name}', '%s=%s: no such file or folder; TLS is '
+                      'verified against the default CA bundle of requests instead', name,
+                      trim(path, 200))
+        return requests.certs.where()
+    return True
+
+
 class BybitRest:
     """Signed GET requests to Bybit's V5 REST API (docs/v5/guide.mdx, "Authentication").
 
@@ -1395,7 +1413,9 @@ class BybitRest:
             started = time.monotonic()
             session = self._session()
             try:
-                resp = session.get(url, headers=headers, timeout=self.timeout)
+                # verify given per call: requests lets the environment override the session's
+                resp = session.get(url, headers=headers, timeout=self.timeout,
+                                   verify=session.verify)
             except requests.RequestException as exc:
                 raise BybitError('network', network_error(exc, self.base_url, self.timeout),
                                  path) from None
@@ -1439,7 +1459,7 @@ class BybitRest:
             return self._idle.get_nowait()
         except queue.Empty:
             session = requests.Session()
-            session.verify = True  # TLS is always verified
+            session.verify = tls_verify()  # TLS is always verified
             session.headers['User-Agent'] = f'bybit-ws-notify/{__version__}'
             return session
 
@@ -3074,8 +3094,7 @@ class DiscordSender:
         # always verified, against that bundle if one is named.
         self._session.trust_env = False
         self._session.proxies = requests.utils.get_environ_proxies(self.url)
-        self._session.verify = (os.environ.get('REQUESTS_CA_BUNDLE') or
-                                os.environ.get('CURL_CA_BUNDLE') or True)
+        self._session.verify = tls_verify()
         self._session.headers['User-Agent'] = (
             f'DiscordBot (https://github.com/bybit-ws-notify, {__version__})')
 

@@ -134,6 +134,22 @@ def test_rest_tls_is_verified(bybit, discord, run_bot, tls_rest_url):
     assert_no_secrets(bot.output, bybit.api_secret, discord.token)
 
 
+def test_a_missing_ca_bundle_in_the_environment_is_one_warning_and_tls_stays_verified(
+        bybit, discord, run_bot, tls_rest_url, tmp_path):
+    """REQUESTS_CA_BUNDLE naming a file that is not there made every https call raise an OSError
+    that is none of requests' errors (a traceback at startup, lost alerts later). Now: one
+    warning naming it, then the default bundle: the self-signed server is still refused."""
+    url, hits = tls_rest_url
+    missing = str(tmp_path / 'no-such-bundle.pem')
+    bot = run_bot(BYBIT_REST_URL=url, REQUESTS_CA_BUNDLE=missing)
+    line = bot.wait_log('could not read the account at startup', timeout=15)
+    assert 'SSLError' in line and hits == []
+    assert f'REQUESTS_CA_BUNDLE={missing}: no such file or folder' in bot.output
+    wait_title(discord, 'bybit-ws-notify started')     # and it goes on
+    assert 'Traceback' not in bot.output
+    assert bot.stop() == 0
+
+
 def test_key_that_can_trade_warns_and_expiry_is_alerted(bybit, discord, run_bot):
     expires = dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=5, hours=1)
     bybit.api_key_info.update(
