@@ -1287,6 +1287,10 @@ class BybitError(Exception):
     def key_rejected(self) -> bool:
         return self.code in KEY_REJECTED_CODES
 
+    @property
+    def category_refused(self) -> bool:
+        return self.code in CATEGORY_REFUSED_CODES
+
 
 class _Signer:
     """The API key, its secret and Bybit's clock as measured: it signs REST requests and the
@@ -1379,6 +1383,7 @@ class BybitRest:
         # requests does not promise that one Session may serve threads at once: each call takes
         # an idle one (the last used, its connection still open) or makes one, and gives it back.
         self._idle: queue.LifoQueue = queue.LifoQueue()
+        self._verify = tls_verify()  # TLS is always verified
 
     def server_now_ms(self) -> int:
         """Bybit's clock as measured: every REST time window and the first watermark use it."""
@@ -1459,7 +1464,7 @@ class BybitRest:
             return self._idle.get_nowait()
         except queue.Empty:
             session = requests.Session()
-            session.verify = tls_verify()  # TLS is always verified
+            session.verify = self._verify
             session.headers['User-Agent'] = f'bybit-ws-notify/{__version__}'
             return session
 
@@ -2112,10 +2117,11 @@ class BybitWS:
                 journal.exec_ids.add(exec_id)
             journal.ingest('order', list((open_orders or {}).values()))
             for symbol in position_symbols:
-                journal.open_positions[f'{self.category}:{symbol}:0'] = None
+                journal.open_positions[position_key(self.category, {'symbol': symbol})] = None
             journal.gaps.clear()
-            new = [c for c in self._covered('execution') if c in new_categories]
-            journal.open_gap([c for c in self._covered('execution') if c not in new],
+            covered = self._covered('execution')
+            new = [c for c in covered if c in new_categories]
+            journal.open_gap([c for c in covered if c not in new],
                              0 if first_start else BACKFILL_MARGIN_MS)
             journal.open_gap(new, 0, start_ms=self.rest.server_now_ms())
 
@@ -2729,7 +2735,7 @@ class BybitWS:
                 with self._lock:
                     self._resync_due.discard((name, category))
             except BybitError as exc:
-                if exc.code in CATEGORY_REFUSED_CODES and category:
+                if exc.category_refused and category:
                     self._refuse(category, exc)
                 else:
                     failure = failure or exc
@@ -2824,7 +2830,7 @@ class BybitWS:
                     recovered += self._backfill_gap(category, gap)
                     self.journal.gap_read(category, gap)
             except BybitError as exc:
-                if exc.code in CATEGORY_REFUSED_CODES:
+                if exc.category_refused:
                     self._refuse(category, exc)
                     continue
                 failure = failure or exc
@@ -3000,7 +3006,6 @@ class ConsoleSender:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._closed = False
-        self.persist = None  # it prints at once: nothing waits for a save
 
     def send(self, embed: dict, note: str = '') -> None:
         moment = event_time(embed)
@@ -3067,8 +3072,6 @@ class DiscordSender:
                                             urllib.parse.urlencode(query), ''))
         self.shown_url = f'/webhooks/{webhook_id}/***'
         self.on_change = on_change or (lambda: None)
-        self.ban_cooldown_s = ban_cooldown_s
-        self.retry_max_s = retry_max_s
         self.timeout = (min(5.0, timeout_s), timeout_s)  # (connect, read), as requests takes them
         self.abandoned = False  # a second Ctrl-C: stop() waits no longer
         self._cv = threading.Condition()
@@ -3194,7 +3197,7 @@ class DiscordSender:
                                       self.shown_url, self._disabled, len(self._queue))
                         self._cv.wait(self.disabled_log_every_s)
                     elif self._queue and wait_s <= 0:
-                        unsaved = self._queue[0]['seq'] > self._persisted_seq
+                        unsaved = not self._head_saved()
                         if not unsaved or self.persist is not None:
                             break
                         self._cv.wait()  # for the state thread's save (mark_persisted)
@@ -3209,8 +3212,7 @@ class DiscordSender:
                 except Exception:  # the state thread's save still releases it
                     log.exception('Discord sender: could not save the state before a post')
                 with self._cv:  # if it is still not saved, wait for the state thread's save
-                    if not self._stopping and self._queue and \
-                            self._queue[0]['seq'] > self._persisted_seq:
+                    if not self._stopping and not self._head_saved():
                         self._cv.wait(1.0)
                 continue
             try:
@@ -3255,7 +3257,7 @@ class DiscordSender:
             self._done(batch)
 
     def _head_saved(self) -> bool:
-        with self._cv:
+        with self._cv:  # an RLock: callers may hold it already
             return not self._queue or self._queue[0]['seq'] <= self._persisted_seq
 
     def _take_batch(self) -> list:
@@ -4013,10 +4015,9 @@ class StateFile:
     failure_log_every_s = 600.0
     compact_bytes = 1_000_000
 
-    def __init__(self, path: str, journal: bool = True):
+    def __init__(self, path: str):
         self.path = path
         self.log_path = f'{path}.log'
-        self.use_journal = journal
         self._temp_prefix = f'.{os.path.basename(path)}.'
         self._lock = threading.Lock()
         self._log_fd: int | None = None
@@ -4090,7 +4091,7 @@ class StateFile:
             text = json.dumps(state, separators=(',', ':'), default=str)
             room = self.compact_bytes * (0.75 if early else 1.0)
             try:
-                if whole or not self.use_journal or self._log_fd is None or \
+                if whole or self._log_fd is None or \
                         self._log_bytes + len(text) + 1 > room:
                     try:
                         self._write_whole(state)
@@ -4137,9 +4138,8 @@ class StateFile:
     def _write_whole(self, state: dict) -> None:
         """The whole file, atomically (temp file, fsync, rename, folder fsync); then a new
         journal that names it."""
-        generation = uuid.uuid4().hex if self.use_journal else ''
-        text = json.dumps({**state, 'journal': generation} if generation else state,
-                          separators=(',', ':'), default=str)
+        generation = uuid.uuid4().hex
+        text = json.dumps({**state, 'journal': generation}, separators=(',', ':'), default=str)
         folder = os.path.dirname(os.path.abspath(self.path))
         temp = None
         try:
@@ -4157,8 +4157,6 @@ class StateFile:
                     os.unlink(temp)
                 except OSError:
                     pass
-        if not generation:
-            return
         # Only now, with the whole file durable, may the old journal go.
         self._close_journal()
         created = not os.path.exists(self.log_path)
@@ -5063,9 +5061,7 @@ def _check_account(rows: list, cfg: Settings, rest: BybitRest, offset_ms: int) -
         positions = read_positions(rest, cfg.categories)
         if positions:  # one table line each: the alert's lines joined
             rows.append(CheckRow('✓', 'Positions', describe_positions(positions).replace('\n', '; ')))
-        accounts = rest.get('/v5/account/wallet-balance',
-                            {'accountType': 'UNIFIED'}).get('list') or []
-        balances, equity = describe_balances(accounts)
+        balances, equity = describe_balances(read_wallet(rest))
         rows.append(CheckRow('✓', 'Balances', balances.replace('\n', '; ') + (
             f'; total equity {equity}' if equity else '')))
     except BybitError as exc:
