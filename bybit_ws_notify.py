@@ -1566,6 +1566,7 @@ class _Stream:
         self.kind, self.url, self.topics, self.category = kind, url, list(topics), category
         self.name = kind if kind == 'private' else f'public {category}'
         self.ws: websocket.WebSocket | None = None
+        self.reader: _FrameReader | None = None  # the connection's fast reader, if it has one
         self.last_recv = self.last_ping = self.opened_at = 0.0
         self.authed = self.ready = False
         self.pending: collections.OrderedDict = collections.OrderedDict()  # req_id -> topics
@@ -1800,6 +1801,10 @@ class _FrameReader:
     # flood without this yield (tests/bench.py, latency). Shorter favours other threads, longer
     # the messages a second (1 ms: 1.3x FLOOR; 0.3 ms: alert p99 7 ms under a flood).
     yield_s = 0.001
+    # A busy public stream, once subscribed, may be read at most every gather_s: when its socket
+    # is empty, the reader sleeps out the rest of gather_s since its last read, so the frames
+    # that arrive meanwhile are taken with one wake-up (set by BybitWS.public_gather_s).
+    gather_s = 0.0
     disabled = False
 
     def __init__(self, ws: websocket.WebSocket, yield_s: float | None = None,
@@ -1813,6 +1818,8 @@ class _FrameReader:
         self._pos = 0
         self._fragmented = False       # a fragmented message is being assembled
         self._held_since = time.perf_counter()  # when the thread last let go of the GIL
+        self._read_at = -math.inf      # when the socket was last read
+        self._poll: Any = None         # a select.poll of the socket, for _gather
 
     @classmethod
     def for_connection(cls, ws: websocket.WebSocket, yield_s: float | None = None,
@@ -1893,11 +1900,36 @@ class _FrameReader:
         need -= self._pos
         have = len(parts[0])
         while have < need:
+            if self.gather_s:
+                self._gather()
             chunk = websocket.recv(self._sock, self.chunk_bytes)
-            self._held_since = time.perf_counter()  # a socket read lets go of the GIL anyway
+            # a socket read lets go of the GIL anyway
+            self._held_since = self._read_at = time.perf_counter()
             parts.append(chunk)
             have += len(chunk)
         self._buf, self._pos = b''.join(parts), 0
+
+    def _gather(self) -> None:
+        """Before a read: if the socket is empty and was read less than gather_s ago, sleep out
+        the rest. A stream with data waiting is read at once (its throughput is not capped),
+        and a quiet one too (its last read is long past): only the wake-ups of a busy stream
+        are merged. Its frames then wait up to gather_s in the socket (nothing is lost)."""
+        wait = self._read_at + self.gather_s - time.perf_counter()
+        if wait <= 0:
+            return
+        sock = self._sock
+        if isinstance(sock, ssl.SSLSocket) and sock.pending():  # decrypted, not yet taken
+            return
+        try:
+            if self._poll is None and hasattr(select, 'poll'):
+                self._poll = select.poll()
+                self._poll.register(sock, select.POLLIN)
+            waiting = self._poll.poll(0) if self._poll is not None else \
+                select.select((sock,), (), (), 0)[0]
+        except (OSError, ValueError):  # closed meanwhile: the read below says so
+            return
+        if not waiting:
+            time.sleep(wait)
 
     def _other(self, b0: int, payload: bytes, mask: bytes | None) -> tuple | None:
         """Any frame but the common one, handled as websocket-client's recv_data_frame does."""
@@ -1965,6 +1997,10 @@ class BybitWS:
         # default for compatibility; the notifier turns it on, with a shorter yield.
         self.fast_reader = fast_reader
         self.reader_yield_s = _FrameReader.yield_s
+        # With fast_reader, a subscribed public stream whose frames come often is read at most
+        # every public_gather_s, so one wake-up takes all that came meanwhile; its frames then
+        # wait up to that long. Off by default: the notifier sets it (tests/bench.py, account).
+        self.public_gather_s = 0.0
         self.period = str(period)
         self.callback = dict(callback or {})
         # The kinds the `event` callback is given (None: every kind). The notifier takes only
@@ -2215,6 +2251,7 @@ class BybitWS:
             st.ws = ws
             st.last_recv = st.last_ping = st.opened_at = time.monotonic()
             st.authed = st.ready = False
+            st.reader = None
             st.pending.clear()
         log.info('%s stream connected to %s', st.name, st.url)
         if st.kind == 'private':
@@ -2226,6 +2263,10 @@ class BybitWS:
         private = st.kind == 'private'
         recv = _FrameReader.for_connection(ws, self.reader_yield_s, steps_aside=not private) \
             if self.fast_reader else ws.recv_data
+        reader = getattr(recv, '__self__', None)
+        st.reader = reader if isinstance(reader, _FrameReader) else None
+        if st.ready:  # subscribed already (an ack timeout): gather from the start
+            self._start_gathering(st)
         on_message = self._on_message
         clock = time.monotonic
         sock = ws.sock  # websocket-client sets ws.sock to None when it closes it
@@ -2329,10 +2370,18 @@ class BybitWS:
                 self._resync_due.update(self._resync_steps())
             self._submit(lambda: self._recover_private(st))
         else:
+            self._start_gathering(st)
             if st.ever_up:
                 since_ms = st.down_wall_ms
                 self._submit(lambda: self._backfill_klines(st, since_ms))
             self._on_ready(st)
+
+    def _start_gathering(self, st: _Stream) -> None:
+        """A public stream that is subscribed reads a busy socket at most every public_gather_s
+        (_FrameReader._gather); not before, so every subscribe ack is read at once."""
+        reader = st.reader
+        if reader is not None and st.kind != 'private':
+            reader.gather_s = self.public_gather_s
 
     def _heartbeat(self) -> None:
         tick = min(1.0, self.ping_interval_s / 4)
@@ -5301,6 +5350,10 @@ def main(argv: list | None = None) -> int:
     # (tests/bench.py: alert p99 7 ms under a 90k msgs/s kline flood; 1 ms gave 19 ms).
     ws.reader_yield_s = 0.0003
     _AlertsFirst.window_s = 0.002  # and while an alert is on its way, the public readers wait
+    # A busy public stream is read at most every 0.1 s, so a candle alert may come 0.1 s later:
+    # one wake-up then takes ten 10 ms bursts of tickers (tests/bench.py, account: script CPU
+    # -2 points of a core at 3,000 tickers a second).
+    ws.public_gather_s = 0.1
     rest = ws.rest  # one REST client, so the clock correction serves the websocket auth too
     rest.timeout = (min(5.0, cfg.rest_timeout_s), cfg.rest_timeout_s)
     had_watermark = notifier.journal.exec_watermark_ms is not None

@@ -243,7 +243,7 @@ class FakeBybit:
     ``auth_reject``, ``invalid_symbols``, ``rest_rate_limit``, ``server_time_offset_ms`` (a
     skewed server clock: every server timestamp, execTime and auth/signature check follows it),
     ``rest_key_rejected``, ``reject_handshake_status``, ``rest_delay_s`` with
-    ``rest_delay_paths`` (slow REST); methods ``drop(kind)`` and ``fail_rest(path, ...)`` (REST
+    ``rest_delay_paths`` (slow REST), ``ack_delay_s`` (each subscribe ack held); methods ``drop(kind)`` and ``fail_rest(path, ...)`` (REST
     errors: an HTTP status, a retCode, or a hang past the client's timeout).
     """
 
@@ -262,6 +262,7 @@ class FakeBybit:
         self.reject_handshake_status: int | None = None
         self.rest_delay_s = 0.0
         self.rest_delay_paths: set[str] | None = None  # None: every path
+        self.ack_delay_s = 0.0
         self._rest_faults: list[dict[str, Any]] = []
         self._rest_stop = threading.Event()
 
@@ -1041,6 +1042,8 @@ class FakeBybit:
             return
         req_id = msg.get("req_id", "")
         args = msg.get("args")
+        if self.ack_delay_s:  # a connection's requests are answered in order, each this late
+            await asyncio.sleep(self.ack_delay_s)
 
         def reply(success: bool, ret_msg: str) -> dict[str, Any]:
             if conn.kind == "private":

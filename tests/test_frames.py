@@ -331,3 +331,84 @@ def test_a_frame_waiting_in_the_private_socket_opens_the_window(monkeypatch):
     finally:
         for sock in (*old, *new):
             sock.close()
+
+
+def _gathering_reader(gather_s: float) -> tuple:
+    ours, peer = socket.socketpair()
+    ws = websocket.WebSocket(enable_multithread=True, skip_utf8_validation=True)
+    ours.settimeout(10)   # a read that nothing answers fails the test instead of hanging it
+    ws.sock, ws.connected = ours, True
+    reader = bot._FrameReader(ws, yield_s=3600.0, steps_aside=True)
+    reader.gather_s = gather_s
+    return reader, ours, peer
+
+
+def test_a_busy_public_stream_is_read_at_most_every_gather_s(monkeypatch):
+    """Once its socket is empty, a reader that read less than gather_s ago sleeps out the rest
+    before it reads again, and the frames that came meanwhile come with that one read. A frame
+    already waiting is read at once, and so is the first. (time.sleep is replaced: here it
+    records the wait and sends what arrives during it.)"""
+    reader, ours, peer = _gathering_reader(3600.0)
+    slept: list = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        peer.sendall(frame(TEXT, b'{"n":3}') + frame(TEXT, b'{"n":4}'))
+
+    monkeypatch.setattr(bot.time, 'sleep', sleep)
+    try:
+        peer.sendall(frame(TEXT, b'{"n":1}'))
+        assert reader.recv_data() == (TEXT, b'{"n":1}') and slept == []   # the first read
+        peer.sendall(frame(TEXT, b'{"n":2}'))
+        assert reader.recv_data() == (TEXT, b'{"n":2}') and slept == []   # waiting: at once
+        assert reader.recv_data() == (TEXT, b'{"n":3}')                   # empty: it gathers
+        assert len(slept) == 1 and 3599 < slept[0] <= 3600
+        assert reader.recv_data() == (TEXT, b'{"n":4}') and len(slept) == 1  # the same read
+    finally:
+        ours.close()
+        peer.close()
+
+
+@pytest.mark.parametrize(('gather_s', 'last_read_ago_s'), [
+    (0.0, 0.0),         # off: BybitWS alone, or a stream not subscribed yet
+    (3600.0, 7200.0),   # a quiet stream: its last read is longer ago than gather_s
+])
+def test_a_quiet_or_unsubscribed_stream_is_read_at_once(monkeypatch, gather_s, last_read_ago_s):
+    reader, ours, peer = _gathering_reader(gather_s)
+    reader._read_at = time.perf_counter() - last_read_ago_s
+    slept: list = []
+    monkeypatch.setattr(bot.time, 'sleep', slept.append)
+    got: list = []
+    thread = threading.Thread(target=lambda: got.append(reader.recv_data()), daemon=True)
+    try:
+        thread.start()           # it waits in the socket read, as on an idle connection
+        peer.sendall(frame(TEXT, b'{"n":1}'))
+        thread.join(30)
+        assert got == [(TEXT, b'{"n":1}')] and slept == []
+    finally:
+        ours.close()
+        peer.close()
+
+
+def test_gathering_starts_only_once_every_subscribe_is_acked():
+    """With more topics than one request takes, the acks come one after another: each is read
+    at once (a gather of an hour would otherwise hold the second), and once the stream is
+    ready its reader gathers."""
+    topics = [f'kline.1.S{i:02d}USDT' for i in range(12)]   # two subscribe requests
+    with FakeBybit() as bybit:
+        bybit.ack_delay_s = 0.2   # the acks then come in two reads, 0.2 s apart
+        ws = bot.BybitWS('', '', symbol='BTCUSDT', channel=topics, autostart=False,
+                         public_url=bybit.public_url_for('linear'), fast_reader=True)
+        ws.public_gather_s = 3600.0
+        ws.ack_timeout_s = 3600.0   # so only the acks themselves make it ready
+        ws.start()
+        try:
+            stream = next(s for s in ws._streams if s.kind == 'public')
+            deadline = time.monotonic() + 20
+            while not stream.ready and time.monotonic() < deadline:
+                time.sleep(0.02)
+            assert len(topics) > bot.SUBSCRIBE_CHUNK
+            assert stream.ready and bybit.subscriptions('public', 'linear') == [set(topics)]
+            assert stream.reader is not None and stream.reader.gather_s == 3600.0
+        finally:
+            ws.close()
