@@ -212,3 +212,65 @@ def test_a_second_ctrl_c_ends_the_wait_for_a_post_in_flight(discord):
     threading.Timer(0.5, setattr, (sender, 'abandoned', True)).start()
     assert sender.stop(timeout_s=10) is False       # it is still queued: kept for the next start
     assert sender._thread.is_alive()                # returned while the post was still hanging
+
+
+def test_the_webhook_poster_keeps_one_connection_and_replaces_one_the_server_closed():
+    """WebhookPoster: posts reuse one kept-alive connection; when the server has closed it while
+    it was idle (as Discord's edge does), the next post goes over a new one instead of
+    failing. Against a real HTTP/1.1 server on loopback that closes each connection after its
+    third answer, without saying so."""
+    import socket as socket_module
+    connections, bodies = [], []
+    closed = threading.Event()
+    server = socket_module.create_server(('127.0.0.1', 0))
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            connections.append(conn)
+            reader = conn.makefile('rb')
+            for _ in range(3):
+                head = b''
+                while not head.endswith(b'\r\n\r\n'):
+                    line = reader.readline()
+                    if not line:
+                        break
+                    head += line
+                if not head:
+                    break
+                size = int(next(v for k, v in (h.split(b':', 1) for h in head.split(b'\r\n')[1:]
+                                               if b':' in h) if k.lower() == b'content-length'))
+                bodies.append(json.loads(reader.read(size)))
+                conn.sendall(b'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}')
+            reader.close()
+            conn.close()
+            closed.set()
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        poster = bot.WebhookPoster(f'http://127.0.0.1:{server.getsockname()[1]}/api/x', (5, 5),
+                                   {'User-Agent': 'test'})
+        for n in range(3):
+            assert poster.post({'n': n}).status_code == 200
+        assert closed.wait(10)         # the server has closed the idle connection
+        answer = poster.post({'n': 3})
+        assert answer.status_code == 200 and answer.json() == {}
+        assert bodies == [{'n': n} for n in range(4)] and len(connections) == 2
+    finally:
+        server.close()
+
+
+def test_a_ca_bundle_that_cannot_be_read_is_one_error_and_tls_stays_verified(tmp_path: Path,
+                                                                            caplog):
+    bad = tmp_path / 'bundle.pem'
+    bad.write_text('not a certificate')
+    with caplog.at_level(logging.ERROR, logger='bybit_ws_notify'):
+        context = bot.WebhookPoster._verifying(str(bad))
+    assert context.verify_mode == bot.ssl.CERT_REQUIRED and context.check_hostname
+    assert context.cert_store_stats()['x509_ca'] > 0          # requests' own bundle, loaded
+    assert [r.getMessage() for r in caplog.records] == [
+        (f'CA bundle {bad} cannot be read (SSLError); TLS to Discord is verified against the '
+         'default CA bundle of requests instead')]

@@ -5,8 +5,12 @@ from __future__ import annotations
 import datetime as dt
 import http.client
 import http.server
+import json
+import select
+import socket
 import ssl
 import threading
+import time
 import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,12 +23,18 @@ from websockets.sync.server import serve
 
 
 @pytest.fixture
-def self_signed(tmp_path: Path) -> ssl.SSLContext:
-    """A server TLS context with a certificate for localhost that no CA signed."""
+def self_signed_cert(tmp_path: Path) -> tuple[ssl.SSLContext, Path]:
+    """A server TLS context with a certificate for localhost that no CA signed, and the
+    certificate's file (a CA bundle that trusts it)."""
     made = localhost_cert(tmp_path)
     if made is None:
         pytest.skip('openssl is needed to make a self-signed certificate')
-    return made[0]
+    return made
+
+
+@pytest.fixture
+def self_signed(self_signed_cert: tuple[ssl.SSLContext, Path]) -> ssl.SSLContext:
+    return self_signed_cert[0]
 
 
 @pytest.fixture
@@ -95,6 +105,102 @@ def forward_proxy() -> Iterator[tuple[str, list]]:
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f'http://127.0.0.1:{server.server_address[1]}', seen
     server.shutdown()
+
+
+@pytest.fixture
+def tls_webhook(self_signed: ssl.SSLContext) -> Iterator[tuple[str, list]]:
+    """A Discord webhook over TLS (HTTP/1.1, kept alive): it records each POST's path and
+    answers 200 as Discord does with ?wait=true."""
+    posts: list = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = 'HTTP/1.1'
+
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get('Content-Length') or 0))
+            posts.append((self.path, json.loads(body)))
+            reply = b'{"id":"1","type":0}'
+            self.send_response(200)
+            self.send_header('Content-Type', 'application/json')
+            self.send_header('Content-Length', str(len(reply)))
+            self.end_headers()
+            self.wfile.write(reply)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(('localhost', 0), Handler)
+    server.socket = self_signed.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f'https://localhost:{server.server_address[1]}/api/webhooks/123/tls-token-xyz', posts
+    server.shutdown()
+
+
+@pytest.fixture
+def connect_proxy() -> Iterator[tuple[str, list]]:
+    """An HTTP proxy that only tunnels (CONNECT), as a proxy in front of https does; it records
+    each CONNECT's target."""
+    tunnels: list = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_CONNECT(self) -> None:
+            tunnels.append(self.path)
+            host, _, port = self.path.rpartition(':')
+            upstream = socket.create_connection((host, int(port)), timeout=10)
+            self.send_response(200, 'Connection established')
+            self.end_headers()
+            ends = [self.connection, upstream]
+            try:
+                while True:
+                    for end in select.select(ends, (), (), 10)[0]:
+                        data = end.recv(65536)
+                        if not data:
+                            return
+                        (upstream if end is self.connection else self.connection).sendall(data)
+            except OSError:
+                return
+            finally:
+                upstream.close()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f'http://127.0.0.1:{server.server_address[1]}', tunnels
+    server.shutdown()
+
+
+def test_discord_tls_is_verified(bybit, discord, run_bot, tls_webhook):
+    """A webhook whose certificate no CA signed is never posted to: one line names the
+    failure, and the alerts stay queued."""
+    url, posts = tls_webhook
+    bot = run_bot(DISCORD_WEBHOOK_URL=url)
+    bot.wait_log(r'Discord unreachable \(SSLCertVerificationError\)', timeout=20)
+    assert posts == []
+    assert 'tls-token-xyz' not in bot.output
+    assert bot.stop() == 0
+
+
+def test_discord_over_tls_through_a_tunnelling_proxy(bybit, discord, run_bot, tls_webhook,
+                                                     connect_proxy, self_signed_cert):
+    """HTTPS_PROXY with an https webhook: a CONNECT tunnel, and TLS with the webhook inside it,
+    verified against the bundle REQUESTS_CA_BUNDLE names; every alert over one connection."""
+    url, posts = tls_webhook
+    proxy, tunnels = connect_proxy
+    bot = run_bot(DISCORD_WEBHOOK_URL=url, HTTPS_PROXY=proxy,
+                  REQUESTS_CA_BUNDLE=str(self_signed_cert[1]))
+    deadline = time.monotonic() + 20
+    while not any(body.get('embeds', [{}])[0].get('title') == 'bybit-ws-notify started'
+                  for _, body in posts) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert any(body['embeds'][0].get('title') == 'bybit-ws-notify started' for _, body in posts)
+    assert all(path.startswith('/api/v10/webhooks/123/tls-token-xyz?') for path, _ in posts)
+    assert bot.stop() == 0                  # its stop alert is posted too
+    assert len(posts) >= 2 and posts[-1][1]['embeds'][0]['title'] == 'bybit-ws-notify stopped'
+    assert all(body['allowed_mentions'] == {'parse': []} for _, body in posts)
+    assert tunnels == [url.split('/')[2]]   # one tunnel, kept alive for every post
+    assert 'tls-token-xyz' not in bot.output
 
 
 def test_discord_posts_take_the_proxy_the_environment_names(bybit, discord, run_bot,
