@@ -1262,40 +1262,52 @@ def part_throughput(cfg: dict, report: Report) -> None:
         tls = tls_context(Path(folder))
         with ReplayServer({BOOK_TOPIC, TRADE_TOPIC}, lambda: chunks,
                           tls=tls[0] if tls else None) as secure:
-            for kind, over_tls in THROUGHPUT_RUNS:
-                label = PEER_LABELS[kind] + (' (TLS)' if over_tls else '')
-                if over_tls and tls is None:
-                    report.row(f'{label} msgs/s', 'skipped', '', '', 'no openssl to make a cert')
-                    continue
-                server = secure if over_tls else plain
-                values, last = [], {}
-                for _ in range(cfg['repeats']):
+            # Round by round, each client once a round: this machine's speed drifts over minutes,
+            # so each ratio compares runs made seconds apart, not a minute apart.
+            values: dict[str, list] = {}
+            last: dict[str, dict] = {}
+            out: dict[str, tuple] = {}   # label -> the row it ends with, if not a rate
+            for _ in range(cfg['repeats']):
+                for kind, over_tls in THROUGHPUT_RUNS:
+                    label = PEER_LABELS[kind] + (' (TLS)' if over_tls else '')
+                    if label in out:
+                        continue
+                    if over_tls and tls is None:
+                        out[label] = ('skipped', 'no openssl to make a cert')
+                        continue
+                    server = secure if over_tls else plain
                     res = run_client(kind, server.url, total, cfg['client_timeout_s'],
                                      cafile=tls[1] if over_tls else None)
                     if res.get('skipped'):
-                        report.row(f'{label} msgs/s', 'skipped', '', '', res['skipped'])
-                        break
+                        out[label] = ('skipped', res['skipped'])
+                        continue
                     if res.get('error'):
                         report.crash(f'{label} throughput client', res['error'])
-                        break
+                        out[label] = ('crashed', '')
+                        continue
                     if not res.get('sentinel'):
                         report.crash(f'{label} throughput client',
                                      f'no sentinel within {cfg["client_timeout_s"]} s: got '
                                      f'{res.get("n")} of {total} messages')
-                    values.append(res['rate'])
-                    last = res
-                if not values:
+                    values.setdefault(label, []).append(res['rate'])
+                    last[label] = res
+            for kind, over_tls in THROUGHPUT_RUNS:
+                label = PEER_LABELS[kind] + (' (TLS)' if over_tls else '')
+                if label in out and out[label][0] == 'skipped':
+                    report.row(f'{label} msgs/s', 'skipped', '', '', out[label][1])
+                if not values.get(label):
                     rates[label] = None
                     continue
                 # Best of N: other processes on the machine can only slow a run down.
-                rates[label] = max(values)
-                runs_text = ', '.join(f'{v:,.0f}' for v in values)
-                detail = f'best of {len(values)} runs ({runs_text})' if len(values) > 1 else '1 run'
-                if last.get('version'):
-                    detail += f"; {kind} {last['version']}"
+                rates[label] = max(values[label])
+                runs_text = ', '.join(f'{v:,.0f}' for v in values[label])
+                n = len(values[label])
+                detail = f'best of {n} runs ({runs_text})' if n > 1 else '1 run'
+                if last[label].get('version'):
+                    detail += f"; {kind} {last[label]['version']}"
                 report.row(f'{label} msgs/s', f'{rates[label]:,.0f}', '', '', detail)
                 if kind != 'floor':
-                    book_rows(report, kind, label, last, ref, expected_levels)
+                    book_rows(report, kind, label, last[label], ref, expected_levels)
     for name, num, den, target in RATIOS:
         a, b = rates.get(num), rates.get(den)
         if a and b:
