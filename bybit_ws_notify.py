@@ -448,6 +448,10 @@ def _webhook_problem(url: str) -> str:
         return 'it must start with https://'
     if not _WEBHOOK_PATH.match(parts.path):
         return 'the path is not /api/webhooks/<id>/<token> (a copy cut short?)'
+    try:
+        parts.port  # noqa: B018 (raises on a port that is not a number from 0 to 65535)
+    except ValueError:
+        return 'its port is not a number from 0 to 65535'
     return 'not a webhook URL'
 
 
@@ -458,6 +462,10 @@ def parse_webhook_url(url: str) -> tuple:
     match = _WEBHOOK_PATH.match(parts.path)
     loopback = parts.scheme in ('http', 'https') and parts.hostname in _LOOPBACK_HOSTS
     discord = parts.scheme == 'https' and parts.hostname in _DISCORD_HOSTS
+    try:
+        parts.port  # noqa: B018 (raises on a port that is not a number from 0 to 65535)
+    except ValueError:
+        match = None
     if not match or not (loopback or discord) or url.strip() != url.strip().strip('\'"'):
         raise SettingError(f'DISCORD_WEBHOOK_URL={mask_url(url.strip())}: {_webhook_problem(url)}; '
                            'accepts a Discord webhook URL, https://discord.com/api/webhooks/<id>/<token>')
@@ -1834,6 +1842,9 @@ class _FrameReader:
         self._fragmented = False       # a fragmented message is being assembled
         self._held_since = time.perf_counter()  # when the thread last let go of the GIL
         self._read_at = -math.inf      # when the socket was last read
+        self._taken = 0                # bytes read since _counted_since (for _gather)
+        self._counted_since = time.perf_counter()
+        self.stop: threading.Event | None = None  # ends a gather's sleep (BybitWS.close)
 
     @classmethod
     def for_connection(cls, ws: websocket.WebSocket, yield_s: float | None = None,
@@ -1919,22 +1930,39 @@ class _FrameReader:
             chunk = websocket.recv(self._sock, self.chunk_bytes)
             # a socket read lets go of the GIL anyway
             self._held_since = self._read_at = time.perf_counter()
+            self._taken += len(chunk)
             parts.append(chunk)
             have += len(chunk)
         self._buf, self._pos = b''.join(parts), 0
 
     def _gather(self) -> None:
         """Before a read: if the socket is empty and was read less than gather_s ago, sleep out
-        the rest. A stream with data waiting is read at once (its throughput is not capped),
-        and a quiet one too (its last read is long past): only the wake-ups of a busy stream
-        are merged. Its frames then wait up to gather_s in the socket (nothing is lost)."""
-        wait = self._read_at + self.gather_s - time.perf_counter()
+        the rest. A stream with data waiting is read at once, and a quiet one too (its last read
+        is long past): only the wake-ups of a busy stream are merged, and its frames wait up to
+        gather_s in the socket (nothing is lost). Not when what would come during the sleep, at
+        the rate read since the last decision, might not fit in the socket's receive buffer:
+        then the sender would be held back, so such a stream is read as it comes."""
+        now = time.perf_counter()
+        wait = self._read_at + self.gather_s - now
         if wait <= 0:
             return
         sock = self._sock
         if isinstance(sock, ssl.SSLSocket) and sock.pending():  # decrypted, not yet taken
             return
-        if readable(sock) is False:  # None: closed meanwhile, and the read below says so
+        if readable(sock) is not False:  # data waiting; or closed, and the read says so
+            return
+        try:
+            room = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+        except OSError:
+            return
+        elapsed = now - self._counted_since
+        rate = self._taken / elapsed if elapsed > 0 else math.inf
+        self._taken, self._counted_since = 0, now
+        if rate * self.gather_s >= room:
+            return
+        if self.stop is not None:
+            self.stop.wait(wait)
+        else:
             time.sleep(wait)
 
     def _other(self, b0: int, payload: bytes, mask: bytes | None) -> tuple | None:
@@ -2387,6 +2415,7 @@ class BybitWS:
         (_FrameReader._gather); not before, so every subscribe ack is read at once."""
         reader = st.reader
         if reader is not None and st.kind != 'private':
+            reader.stop = self._stop  # close() does not wait for a sleeping reader
             reader.gather_s = self.public_gather_s
 
     def _heartbeat(self) -> None:
@@ -3110,83 +3139,111 @@ class WebhookPoster:
     """POSTs JSON to one URL over one kept-alive connection, with http.client.
 
     requests costs twice the CPU per post (tests/bench.py, account, 2026-12-01: the Discord
-    thread used 1.7 % of a core with requests, 0.8-0.9 % with this, at 10 posts a second) and
-    0.5 ms more to the alert latency p50. What requests did here is done once, at start: the
-    proxy the environment names for this URL (HTTPS_PROXY, HTTP_PROXY, ALL_PROXY, NO_PROXY, read
-    with requests' own rules) and the CA bundle (tls_verify(): requests' default, certifi,
-    unless REQUESTS_CA_BUNDLE names one). TLS is always verified, host name included. An http://
-    proxy is used as requests uses it: CONNECT for an https URL, the whole URL for an http one;
-    any other proxy (https://, socks) goes through requests as before.
+    thread used 1.6-1.7 % of a core with requests, 0.7-0.8 % with this, at 10 posts a second)
+    and 0.5 ms more to the alert latency p50. What requests did here is done once, at start:
+    the proxy the environment names for this URL (HTTPS_PROXY, HTTP_PROXY, ALL_PROXY, NO_PROXY,
+    read with requests' own rules) and the CA bundle (tls_verify(): requests' default, certifi,
+    unless REQUESTS_CA_BUNDLE names one). TLS is always verified, host name included, TLS 1.2 at
+    least. An http:// proxy is used as requests uses it: CONNECT for an https URL, the whole URL
+    for an http one, Basic credentials from the proxy URL; any other proxy (https://, socks)
+    goes through requests as before.
 
-    post() raises OSError on a failure before an answer; its str() names it in a word or two
-    (ConnectTimeout, ReadTimeout, ConnectionRefusedError, SSLCertVerificationError, ...).
-    Nothing is retried here: the sender decides, and a POST is not repeated behind its back."""
+    post() raises OSError on any failure before an answer; its str() names it in a word or two
+    (ConnectTimeout, ReadTimeout, ConnectionRefusedError, SSLCertVerificationError, ProxyError
+    407, ...). Nothing is retried here: the sender decides, and a POST is not repeated behind
+    its back. A connection idle for idle_s is replaced before a post: a NAT or firewall may
+    have dropped it without a word, and a post would then wait out the read timeout."""
+
+    idle_s = 60.0
 
     def __init__(self, url: str, timeout: tuple, headers: dict):
         self.timeout = timeout  # (connect, read) in seconds
         target = urllib.parse.urlsplit(url)
         self._headers = {'Content-Type': 'application/json', **headers}
-        self._path = target.path + (f'?{target.query}' if target.query else '')
-        proxy = requests.utils.select_proxy(url, requests.utils.get_environ_proxies(url))
+        # As requests sends it: characters a URL may not hold are percent-encoded.
+        self._path = requests.utils.requote_uri(
+            target.path + (f'?{target.query}' if target.query else ''))
         bundle = tls_verify()
         self._tls = self._verifying(bundle if isinstance(bundle, str) else requests.certs.where())
         self._session: requests.Session | None = None
         self._conn: http.client.HTTPConnection | None = None
-        host, port = target.hostname or '', target.port
+        self._used_at = -math.inf
+        self._broken = ''  # why every post fails (a proxy URL that cannot be used)
+        host, port = target.hostname or '', target.port  # parse_webhook_url checked the port
         secure = target.scheme == 'https'
-        if proxy:
-            via = urllib.parse.urlsplit(requests.utils.prepend_scheme_if_needed(proxy, 'http'))
-            if via.scheme != 'http':  # TLS to the proxy, or socks: requests' own way
-                self._session = requests.Session()
-                self._session.trust_env = False
-                self._session.proxies = {target.scheme: proxy}
-                self._session.verify = bundle
-                self._session.headers.update(headers)
-                self._url = url
-                return
-            auth = {}
-            if via.username is not None:
-                user = urllib.parse.unquote(via.username)
-                password = urllib.parse.unquote(via.password or '')
-                register_secret(password)
-                token = base64.b64encode(f'{user}:{password}'.encode()).decode()
-                auth['Proxy-Authorization'] = f'Basic {token}'
-            if secure:   # a tunnel through the proxy; TLS with Discord inside it
-                self._make = lambda: self._tunnel(via, host, port or 443, auth)
-            else:        # the proxy is asked for the whole URL
-                self._path = url
-                self._headers.update(auth)
-                self._make = lambda: http.client.HTTPConnection(via.hostname, via.port or 80,
-                                                                timeout=timeout[0])
-        elif secure:
+        self._make: Callable[[], http.client.HTTPConnection]
+        if secure:
             self._make = lambda: http.client.HTTPSConnection(host, port, timeout=timeout[0],
                                                              context=self._tls)
         else:
             self._make = lambda: http.client.HTTPConnection(host, port, timeout=timeout[0])
+        proxy = requests.utils.select_proxy(url, requests.utils.get_environ_proxies(url))
+        if not proxy:
+            return
+        user, password = requests.utils.get_auth_from_url(proxy)
+        register_secret(password)
+        try:
+            via = urllib.parse.urlsplit(requests.utils.prepend_scheme_if_needed(proxy, 'http'))
+            proxy_host, proxy_port = via.hostname, via.port or 80
+            if not proxy_host:
+                raise ValueError('no host')
+        except ValueError as exc:  # urllib3's LocationParseError is one too
+            self._broken = 'InvalidProxyURL'
+            log.error('the proxy the environment names for Discord (%s) is not a usable URL '
+                      '(%s): no alert can be posted until it is fixed; they are kept',
+                      trim(redact(proxy), 120), trim(redact(str(exc)), 120))
+            return
+        if via.scheme != 'http':  # TLS to the proxy, or socks: requests' own way
+            self._session = requests.Session()
+            self._session.trust_env = False
+            self._session.proxies = {target.scheme: proxy}
+            self._session.verify = bundle
+            self._session.headers.update(headers)
+            self._url = url
+            return
+        auth = {}
+        if user:  # as requests: Basic, latin-1 (UTF-8 for what latin-1 cannot hold)
+            pair = f'{user}:{password}'
+            try:
+                raw = pair.encode('latin-1')
+            except UnicodeEncodeError:
+                raw = pair.encode()
+            auth['Proxy-Authorization'] = 'Basic ' + base64.b64encode(raw).decode()
+        if secure:  # a tunnel through the proxy; TLS with Discord inside it
+            self._make = lambda: self._tunnel(proxy_host, proxy_port, host, port or 443, auth)
+        else:       # the proxy is asked for the whole URL
+            self._path = requests.utils.requote_uri(url)
+            self._headers.update(auth)
+            self._make = lambda: http.client.HTTPConnection(proxy_host, proxy_port,
+                                                            timeout=timeout[0])
 
     @staticmethod
     def _verifying(bundle: str) -> ssl.SSLContext:
         """A context that verifies certificates and host names against a CA file or folder (as
-        REQUESTS_CA_BUNDLE may name either). One that cannot be read is one error line, and
-        requests' default bundle is used instead: TLS is still verified."""
+        REQUESTS_CA_BUNDLE may name either), TLS 1.2 at least. One that cannot be read is one
+        error line, and requests' default bundle is used instead: TLS is still verified."""
         where = {'capath': bundle} if os.path.isdir(bundle) else {'cafile': bundle}
         try:
-            return ssl.create_default_context(**where)
+            context = ssl.create_default_context(**where)
         except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
             log.error('CA bundle %s cannot be read (%s); TLS to Discord is verified against the '
                       'default CA bundle of requests instead', trim(bundle, 200),
                       type(exc).__name__)
-            return ssl.create_default_context(cafile=requests.certs.where())
+            context = ssl.create_default_context(cafile=requests.certs.where())
+        context.minimum_version = ssl.TLSVersion.TLSv1_2  # Python 3.9 still allowed 1.0
+        return context
 
-    def _tunnel(self, via: urllib.parse.SplitResult, host: str, port: int,
+    def _tunnel(self, proxy_host: str, proxy_port: int, host: str, port: int,
                 auth: dict) -> http.client.HTTPSConnection:
-        conn = http.client.HTTPSConnection(via.hostname, via.port or 80, timeout=self.timeout[0],
+        conn = http.client.HTTPSConnection(proxy_host, proxy_port, timeout=self.timeout[0],
                                            context=self._tls)
         conn.set_tunnel(host, port, headers=auth)
         return conn
 
     def post(self, body: dict) -> Answer:
         data = json.dumps(body, separators=(',', ':')).encode()
+        if self._broken:
+            raise OSError(self._broken)
         if self._session is not None:
             try:
                 resp = self._session.post(self._url, data=data, timeout=self.timeout,
@@ -3196,13 +3253,16 @@ class WebhookPoster:
             return Answer(resp.status_code, resp.headers, resp.text)
         conn = self._conn
         # An idle kept-alive socket with something to read has been closed by the server (or
-        # sent what it should not): a new connection, not a failed post.
-        if conn is not None and conn.sock is not None and readable(conn.sock) is not False:
+        # sent what it should not); one idle for long may have been dropped on the way. Either
+        # way a new connection, not a failed post.
+        if conn is not None and conn.sock is not None and (
+                readable(conn.sock) is not False or
+                time.monotonic() - self._used_at > self.idle_s):
             conn.close()
-        if conn is None:
-            conn = self._conn = self._make()
         phase = 'Connect'
         try:
+            if conn is None:
+                conn = self._conn = self._make()
             if conn.sock is None:
                 conn.connect()
                 conn.sock.settimeout(self.timeout[1])
@@ -3210,10 +3270,16 @@ class WebhookPoster:
             conn.request('POST', self._path, body=data, headers=self._headers)
             reply = conn.getresponse()
             text = reply.read().decode('utf-8', 'replace')
-        except (OSError, http.client.HTTPException) as exc:
+        except (OSError, http.client.HTTPException, ValueError, TypeError) as exc:
             self.close()
-            timed_out = isinstance(exc, (TimeoutError, socket.timeout))
-            raise OSError(f'{phase}Timeout' if timed_out else type(exc).__name__) from None
+            if isinstance(exc, (TimeoutError, socket.timeout)):
+                cause = f'{phase}Timeout'
+            elif str(exc).startswith('Tunnel connection failed'):  # the proxy refused CONNECT
+                cause = 'ProxyError ' + trim(str(exc).partition(': ')[2], 60)
+            else:
+                cause = type(exc).__name__
+            raise OSError(cause) from None
+        self._used_at = time.monotonic()
         return Answer(reply.status, reply.headers, text)
 
     def close(self) -> None:

@@ -348,7 +348,8 @@ def test_a_busy_public_stream_is_read_at_most_every_gather_s(monkeypatch):
     before it reads again, and the frames that came meanwhile come with that one read. A frame
     already waiting is read at once, and so is the first. (time.sleep is replaced: here it
     records the wait and sends what arrives during it.)"""
-    reader, ours, peer = _gathering_reader(3600.0)
+    reader, ours, peer = _gathering_reader(1.0)
+    reader._counted_since -= 10.0   # a stream read for 10 s: a few bytes a second
     slept: list = []
 
     def sleep(seconds: float) -> None:
@@ -362,29 +363,31 @@ def test_a_busy_public_stream_is_read_at_most_every_gather_s(monkeypatch):
         peer.sendall(frame(TEXT, b'{"n":2}'))
         assert reader.recv_data() == (TEXT, b'{"n":2}') and slept == []   # waiting: at once
         assert reader.recv_data() == (TEXT, b'{"n":3}')                   # empty: it gathers
-        assert len(slept) == 1 and 3599 < slept[0] <= 3600
+        assert len(slept) == 1 and 0 < slept[0] <= 1.0
         assert reader.recv_data() == (TEXT, b'{"n":4}') and len(slept) == 1  # the same read
     finally:
         ours.close()
         peer.close()
 
 
-@pytest.mark.parametrize(('gather_s', 'last_read_ago_s'), [
-    (0.0, 0.0),         # off: BybitWS alone, or a stream not subscribed yet
-    (3600.0, 7200.0),   # a quiet stream: its last read is longer ago than gather_s
+@pytest.mark.parametrize(('last_read_ago_s', 'bytes_a_second', 'sleeps'), [
+    (0.0, 100, True),             # busy and light: it gathers
+    (7200.0, 100, False),         # quiet: the last read is longer ago than gather_s
+    (0.0, 1 << 40, False),        # a rate whose gather_s of data would not fit in the socket
 ])
-def test_a_quiet_or_unsubscribed_stream_is_read_at_once(monkeypatch, gather_s, last_read_ago_s):
-    reader, ours, peer = _gathering_reader(gather_s)
-    reader._read_at = time.perf_counter() - last_read_ago_s
+def test_when_a_reader_gathers(monkeypatch, last_read_ago_s, bytes_a_second, sleeps):
+    """_gather() on an empty socket, gather_s 1 s: it sleeps only when the last read is recent
+    and what would arrive meanwhile, at the rate read lately, fits in the receive buffer (else
+    the exchange would be held back)."""
+    reader, ours, peer = _gathering_reader(1.0)
+    now = time.perf_counter()
+    reader._read_at = now - last_read_ago_s
+    reader._taken, reader._counted_since = bytes_a_second, now - 1.0
     slept: list = []
     monkeypatch.setattr(bot.time, 'sleep', slept.append)
-    got: list = []
-    thread = threading.Thread(target=lambda: got.append(reader.recv_data()), daemon=True)
     try:
-        thread.start()           # it waits in the socket read, as on an idle connection
-        peer.sendall(frame(TEXT, b'{"n":1}'))
-        thread.join(30)
-        assert got == [(TEXT, b'{"n":1}')] and slept == []
+        reader._gather()
+        assert bool(slept) is sleeps
     finally:
         ours.close()
         peer.close()
@@ -412,3 +415,43 @@ def test_gathering_starts_only_once_every_subscribe_is_acked():
             assert stream.reader is not None and stream.reader.gather_s == 3600.0
         finally:
             ws.close()
+        # close() ends a reader asleep in an hour-long gather: no thread is left behind.
+        assert not any(thread.is_alive() for thread in ws._threads)
+
+
+def test_the_private_stream_never_gathers():
+    ws = bot.BybitWS('', '', symbol='BTCUSDT', channel=['kline.1.BTCUSDT'], autostart=False,
+                     public_url='ws://127.0.0.1:1/v5/public/linear', rest_url='http://127.0.0.1:1',
+                     fast_reader=True)
+    ws.public_gather_s = 1.0
+    ours, peer = socket.socketpair()
+    conn = websocket.WebSocket(enable_multithread=True, skip_utf8_validation=True)
+    conn.sock, conn.connected = ours, True
+    try:
+        for kind, category, gather_s in (('private', '', 0.0), ('public', 'linear', 1.0)):
+            stream = bot._Stream(kind, 'ws://127.0.0.1:1', [], category)
+            stream.reader = bot._FrameReader(conn, steps_aside=kind == 'public')
+            ws._start_gathering(stream)
+            assert stream.reader.gather_s == gather_s
+    finally:
+        ours.close()
+        peer.close()
+
+
+def test_a_reader_asleep_in_a_gather_wakes_when_the_client_closes():
+    """BybitWS gives its readers its stop event: close() must not wait out a gather."""
+    reader, ours, peer = _gathering_reader(3600.0)
+    now = time.perf_counter()
+    reader._read_at, reader._counted_since = now, now - 3600.0   # busy, a few bytes a second
+    reader.stop = threading.Event()
+    thread = threading.Thread(target=reader._gather, daemon=True)
+    try:
+        thread.start()
+        thread.join(0.2)
+        assert thread.is_alive()    # asleep in the gather
+        reader.stop.set()
+        thread.join(30)
+        assert not thread.is_alive()
+    finally:
+        ours.close()
+        peer.close()

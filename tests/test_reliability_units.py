@@ -214,12 +214,15 @@ def test_a_second_ctrl_c_ends_the_wait_for_a_post_in_flight(discord):
     assert sender._thread.is_alive()                # returned while the post was still hanging
 
 
-def test_the_webhook_poster_keeps_one_connection_and_replaces_one_the_server_closed():
+def test_the_webhook_poster_keeps_one_connection_and_replaces_one_the_server_closed(monkeypatch):
     """WebhookPoster: posts reuse one kept-alive connection; when the server has closed it while
     it was idle (as Discord's edge does), the next post goes over a new one instead of
     failing. Against a real HTTP/1.1 server on loopback that closes each connection after its
     third answer, without saying so."""
     import socket as socket_module
+    for name in ('HTTP_PROXY', 'HTTPS_PROXY', 'ALL_PROXY', 'NO_PROXY'):  # straight to the server
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
     connections, bodies = [], []
     closed = threading.Event()
     server = socket_module.create_server(('127.0.0.1', 0))
@@ -259,6 +262,8 @@ def test_the_webhook_poster_keeps_one_connection_and_replaces_one_the_server_clo
         answer = poster.post({'n': 3})
         assert answer.status_code == 200 and answer.json() == {}
         assert bodies == [{'n': n} for n in range(4)] and len(connections) == 2
+        poster.idle_s = -1.0           # idle too long (a NAT may have dropped it): a new one
+        assert poster.post({'n': 4}).status_code == 200 and len(connections) == 3
     finally:
         server.close()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import http.client
 import http.server
@@ -79,10 +80,12 @@ def forward_proxy() -> Iterator[tuple[str, list]]:
     """An HTTP forward proxy on loopback: it relays each POST and records the URL it was asked
     for (a client talking to a proxy names the whole URL)."""
     seen: list = []
+    auths: list = []
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             seen.append(self.path)
+            auths.append(self.headers.get('Proxy-Authorization'))
             target = urllib.parse.urlsplit(self.path)
             body = self.rfile.read(int(self.headers.get('Content-Length') or 0))
             upstream = http.client.HTTPConnection(target.hostname, target.port, timeout=10)
@@ -103,7 +106,7 @@ def forward_proxy() -> Iterator[tuple[str, list]]:
 
     server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f'http://127.0.0.1:{server.server_address[1]}', seen
+    yield f'http://127.0.0.1:{server.server_address[1]}', seen, auths
     server.shutdown()
 
 
@@ -144,7 +147,7 @@ def connect_proxy() -> Iterator[tuple[str, list]]:
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_CONNECT(self) -> None:
-            tunnels.append(self.path)
+            tunnels.append((self.path, self.headers.get('Proxy-Authorization')))
             host, _, port = self.path.rpartition(':')
             upstream = socket.create_connection((host, int(port)), timeout=10)
             self.send_response(200, 'Connection established')
@@ -171,14 +174,24 @@ def connect_proxy() -> Iterator[tuple[str, list]]:
     server.shutdown()
 
 
-def test_discord_tls_is_verified(bybit, discord, run_bot, tls_webhook):
-    """A webhook whose certificate no CA signed is never posted to: one line names the
-    failure, and the alerts stay queued."""
+@pytest.mark.parametrize('case', ['untrusted', 'another host name', 'untrusted, in a tunnel'])
+def test_discord_tls_is_verified(bybit, discord, run_bot, tls_webhook, connect_proxy,
+                                 self_signed_cert, case):
+    """A webhook whose certificate no CA signed, or that names another host than the URL's, is
+    never posted to, directly or through a tunnelling proxy: one line names the failure, and
+    the alerts stay queued."""
     url, posts = tls_webhook
-    bot = run_bot(DISCORD_WEBHOOK_URL=url)
+    env = {'STOP_DRAIN_S': '1'}
+    if case == 'another host name':   # the certificate is trusted, but it names localhost
+        url = url.replace('//localhost:', '//127.0.0.1:')
+        env['REQUESTS_CA_BUNDLE'] = str(self_signed_cert[1])
+    if case == 'untrusted, in a tunnel':
+        env.update(HTTPS_PROXY=connect_proxy[0])
+    bot = run_bot(DISCORD_WEBHOOK_URL=url, **env)
     bot.wait_log(r'Discord unreachable \(SSLCertVerificationError\)', timeout=20)
     assert posts == []
-    assert 'tls-token-xyz' not in bot.output
+    assert bool(connect_proxy[1]) is (case == 'untrusted, in a tunnel')
+    assert 'tls-token-xyz' not in bot.output and 'Traceback' not in bot.output
     assert bot.stop() == 0
 
 
@@ -188,6 +201,7 @@ def test_discord_over_tls_through_a_tunnelling_proxy(bybit, discord, run_bot, tl
     verified against the bundle REQUESTS_CA_BUNDLE names; every alert over one connection."""
     url, posts = tls_webhook
     proxy, tunnels = connect_proxy
+    proxy = proxy.replace('http://', 'http://trader:pr0xy-s3cret@')
     bot = run_bot(DISCORD_WEBHOOK_URL=url, HTTPS_PROXY=proxy,
                   REQUESTS_CA_BUNDLE=str(self_signed_cert[1]))
     deadline = time.monotonic() + 20
@@ -199,21 +213,25 @@ def test_discord_over_tls_through_a_tunnelling_proxy(bybit, discord, run_bot, tl
     assert bot.stop() == 0                  # its stop alert is posted too
     assert len(posts) >= 2 and posts[-1][1]['embeds'][0]['title'] == 'bybit-ws-notify stopped'
     assert all(body['allowed_mentions'] == {'parse': []} for _, body in posts)
-    assert tunnels == [url.split('/')[2]]   # one tunnel, kept alive for every post
-    assert 'tls-token-xyz' not in bot.output
+    # one tunnel, kept alive for every post, with the proxy's credentials
+    assert tunnels == [(url.split('/')[2], 'Basic ' + base64.b64encode(b'trader:pr0xy-s3cret').decode())]
+    assert 'tls-token-xyz' not in bot.output and 'pr0xy-s3cret' not in bot.output
 
 
 def test_discord_posts_take_the_proxy_the_environment_names(bybit, discord, run_bot,
                                                             forward_proxy):
     """The sender reads requests' environment (HTTP(S)_PROXY, NO_PROXY) once at start rather
     than at every post: a proxy named there is used, and a host NO_PROXY names goes direct."""
-    proxy, seen = forward_proxy
+    proxy, seen, auths = forward_proxy
     webhook = discord.url.replace('127.0.0.1', 'localhost')   # the fakes of Bybit: no proxy
-    bot = run_bot(DISCORD_WEBHOOK_URL=webhook, HTTP_PROXY=proxy, NO_PROXY='127.0.0.1')
+    bot = run_bot(DISCORD_WEBHOOK_URL=webhook, NO_PROXY='127.0.0.1',
+                  HTTP_PROXY=proxy.replace('http://', 'http://trader:pr0xy-s3cret@'))
     started(bybit, discord, bot)
     assert seen and all(url.startswith(webhook.split('/api/')[0] + '/api/v10/webhooks/')
                         for url in seen)
+    assert set(auths) == {'Basic ' + base64.b64encode(b'trader:pr0xy-s3cret').decode()}
     assert bot.stop() == 0
+    assert 'pr0xy-s3cret' not in bot.output
     seen.clear()
     before = len(discord.embeds())
     bot = run_bot(DISCORD_WEBHOOK_URL=webhook, HTTP_PROXY=proxy, NO_PROXY='127.0.0.1,localhost')
@@ -221,6 +239,20 @@ def test_discord_posts_take_the_proxy_the_environment_names(bybit, discord, run_
     assert bot.stop() == 0
     assert seen == []
     clean(discord)
+
+
+def test_a_proxy_url_that_cannot_be_used_is_one_error_and_the_alerts_are_kept(bybit, discord,
+                                                                              run_bot):
+    webhook = discord.url.replace('127.0.0.1', 'localhost')   # the fakes of Bybit: no proxy
+    bot = run_bot(DISCORD_WEBHOOK_URL=webhook, NO_PROXY='127.0.0.1', STOP_DRAIN_S='1',
+                  HTTP_PROXY='http://trader:pr0xy-s3cret@proxy.example:notaport')
+    bot.wait_log(r'Discord unreachable \(InvalidProxyURL\)', timeout=20)
+    assert bot.count_log('is not a usable URL') == 1
+    assert bot.stop() == 0
+    assert discord.embeds() == [] and 'Traceback' not in bot.output
+    assert 'pr0xy-s3cret' not in bot.output
+    state = json.loads((Path(bot.env['STATE_FILE'])).read_text())
+    assert any(item['embed']['title'] == 'bybit-ws-notify started' for item in state['outbox'])
 
 
 def test_websocket_tls_is_verified(bybit, discord, run_bot, tls_ws_url):
