@@ -104,7 +104,7 @@ TS0 = 1_700_000_000_000         # ts of the snapshot (ms)
 U0, SEQ0, TSEQ0 = 18_521_288, 7_961_638_724, 1_783_284_617
 MB = 1024.0
 
-FULL = {'deltas': 30_000, 'repeats': 3, 'executions': 200, 'idle_s': 60.0,
+FULL = {'deltas': 30_000, 'repeats': 5, 'executions': 200, 'idle_s': 60.0,
         'mem_total': 1_000_000, 'rss_first': 10_000, 'client_timeout_s': 120.0,
         'account_s': 30.0, 'account_warm_s': 3.0, 'startup_runs': 3}
 SMOKE = {'deltas': 500, 'repeats': 1, 'executions': 5, 'idle_s': 3.0,
