@@ -251,7 +251,7 @@ def test_a_proxy_url_that_cannot_be_used_is_one_error_and_the_alerts_are_kept(by
     assert bot.stop() == 0
     assert discord.embeds() == [] and 'Traceback' not in bot.output
     assert 'pr0xy-s3cret' not in bot.output
-    state = json.loads((Path(bot.env['STATE_FILE'])).read_text())
+    state = json.loads(Path(bot.env['STATE_FILE']).read_text())
     assert any(item['embed']['title'] == 'bybit-ws-notify started' for item in state['outbox'])
 
 
