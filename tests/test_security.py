@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as dt
 import http.client
 import http.server
@@ -54,25 +55,38 @@ def tls_ws_url(self_signed: ssl.SSLContext) -> Iterator[tuple[str, list]]:
         server.shutdown()
 
 
+class QuietHandler(http.server.BaseHTTPRequestHandler):
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def serving(handler: type, host: str, tls: ssl.SSLContext | None = None) -> Iterator[int]:
+    """A threading HTTP server for handler on host (over TLS with tls), until the block ends;
+    yields its port."""
+    server = http.server.ThreadingHTTPServer((host, 0), handler)
+    if tls is not None:
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+
+
 @pytest.fixture
 def tls_rest_url(self_signed: ssl.SSLContext) -> Iterator[tuple[str, list]]:
     hits: list = []
 
-    class Handler(http.server.BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def do_GET(self) -> None:
             hits.append(self.path)
             self.send_response(200)
             self.end_headers()
             self.wfile.write(b'{"retCode":0,"result":{}}')
 
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(('localhost', 0), Handler)
-    server.socket = self_signed.wrap_socket(server.socket, server_side=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f'https://localhost:{server.server_address[1]}', hits
-    server.shutdown()
+    with serving(Handler, 'localhost', self_signed) as port:
+        yield f'https://localhost:{port}', hits
 
 
 @pytest.fixture
@@ -82,7 +96,7 @@ def forward_proxy() -> Iterator[tuple[str, list]]:
     seen: list = []
     auths: list = []
 
-    class Handler(http.server.BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def do_POST(self) -> None:
             seen.append(self.path)
             auths.append(self.headers.get('Proxy-Authorization'))
@@ -101,13 +115,8 @@ def forward_proxy() -> Iterator[tuple[str, list]]:
             self.end_headers()
             self.wfile.write(data)
 
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f'http://127.0.0.1:{server.server_address[1]}', seen, auths
-    server.shutdown()
+    with serving(Handler, '127.0.0.1') as port:
+        yield f'http://127.0.0.1:{port}', seen, auths
 
 
 @pytest.fixture
@@ -116,7 +125,7 @@ def tls_webhook(self_signed: ssl.SSLContext) -> Iterator[tuple[str, list]]:
     answers 200 as Discord does with ?wait=true."""
     posts: list = []
 
-    class Handler(http.server.BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         protocol_version = 'HTTP/1.1'
 
         def do_POST(self) -> None:
@@ -129,14 +138,8 @@ def tls_webhook(self_signed: ssl.SSLContext) -> Iterator[tuple[str, list]]:
             self.end_headers()
             self.wfile.write(reply)
 
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(('localhost', 0), Handler)
-    server.socket = self_signed.wrap_socket(server.socket, server_side=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f'https://localhost:{server.server_address[1]}/api/webhooks/123/tls-token-xyz', posts
-    server.shutdown()
+    with serving(Handler, 'localhost', self_signed) as port:
+        yield f'https://localhost:{port}/api/webhooks/123/tls-token-xyz', posts
 
 
 @pytest.fixture
@@ -145,7 +148,7 @@ def connect_proxy() -> Iterator[tuple[str, list]]:
     each CONNECT's target."""
     tunnels: list = []
 
-    class Handler(http.server.BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def do_CONNECT(self) -> None:
             tunnels.append((self.path, self.headers.get('Proxy-Authorization')))
             host, _, port = self.path.rpartition(':')
@@ -165,13 +168,8 @@ def connect_proxy() -> Iterator[tuple[str, list]]:
             finally:
                 upstream.close()
 
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f'http://127.0.0.1:{server.server_address[1]}', tunnels
-    server.shutdown()
+    with serving(Handler, '127.0.0.1') as port:
+        yield f'http://127.0.0.1:{port}', tunnels
 
 
 @pytest.mark.parametrize('case', ['untrusted', 'another host name', 'untrusted, in a tunnel'])
